@@ -1,0 +1,42 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use dak_stats::shard_stats;
+
+/// Print frames per subject and action, and bone-length distributions per
+/// dataset (or per augmentation mode for synthetic shards).
+///
+/// The bone-length table is the structural domain gap in numbers: compare
+/// the means and spreads of two datasets bone by bone.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Shard directories (each with a manifest.json).
+    #[arg(required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Also write the tables as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: StatsArgs) -> anyhow::Result<()> {
+    let mut json = Vec::new();
+    for dir in &args.shards {
+        let stats = shard_stats(dir).with_context(|| format!("reading statistics of {}", dir.display()))?;
+        println!("== {} ({}) ==", dir.display(), stats.table.name());
+        println!("{}", stats.counts);
+        println!("bone lengths (mm):");
+        println!("{}", stats.bones);
+        json.push(serde_json::json!({
+            "dir": dir,
+            "table": stats.table.name(),
+            "counts": dak_stats::to_json(&stats.counts),
+            "bones": dak_stats::to_json(&stats.bones),
+        }));
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_vec_pretty(&json).expect("json serialises");
+        dak_io::atomic::write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

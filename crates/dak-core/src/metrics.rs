@@ -1,0 +1,292 @@
+//! Pose metrics as the reference code bases compute them (VideoPose3D
+//! `common/loss.py`, the official MPI-INF-3DHP PCK/AUC scripts).
+//!
+//! Every function takes poses already made root-relative by the caller when
+//! the protocol asks for it ([`crate::skeleton::root_relative`]); per-frame
+//! values are averaged over joints, summaries over frames.
+
+use nalgebra::{Matrix3, Vector3};
+
+use crate::skeleton::{Pose3, NUM_JOINTS};
+use crate::GeometryError;
+
+/// PCK threshold of the 3DHP protocol (mm).
+pub const PCK_THRESHOLD_MM: f64 = 150.0;
+/// AUC thresholds 0, 5, ..., 150 mm.
+pub fn auc_thresholds_mm() -> impl Iterator<Item = f64> {
+    (0..=30).map(|i| f64::from(i) * 5.0)
+}
+
+fn check_same_len(a: &[Pose3], b: &[Pose3]) -> Result<(), GeometryError> {
+    if a.len() != b.len() {
+        return Err(GeometryError::FrameCountMismatch { left: a.len(), right: b.len() });
+    }
+    Ok(())
+}
+
+/// Mean joint distance of one frame.
+pub fn frame_mpjpe(pred: &Pose3, gt: &Pose3) -> f64 {
+    pred.iter().zip(gt).map(|(p, g)| (p - g).norm()).sum::<f64>() / NUM_JOINTS as f64
+}
+
+/// Per-frame MPJPE (mm).
+pub fn mpjpe_per_frame(pred: &[Pose3], gt: &[Pose3]) -> Result<Vec<f64>, GeometryError> {
+    check_same_len(pred, gt)?;
+    Ok(pred.iter().zip(gt).map(|(p, g)| frame_mpjpe(p, g)).collect())
+}
+
+/// MPJPE over all frames and joints (Protocol #1).
+pub fn mpjpe(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
+    Ok(mean(&mpjpe_per_frame(pred, gt)?))
+}
+
+/// The prediction after the similarity transform (rotation, uniform scale,
+/// translation) that best aligns it to the ground truth, per VideoPose3D
+/// `p_mpjpe`, reflection-corrected so the result is a proper rotation.
+pub fn procrustes_align(pred: &Pose3, gt: &Pose3) -> Pose3 {
+    let mu_gt = centroid(gt);
+    let mu_pred = centroid(pred);
+    let gt0: Vec<Vector3<f64>> = gt.iter().map(|g| g - mu_gt).collect();
+    let pred0: Vec<Vector3<f64>> = pred.iter().map(|p| p - mu_pred).collect();
+    let norm_gt = frobenius(&gt0);
+    let norm_pred = frobenius(&pred0);
+    if norm_gt < 1e-12 || norm_pred < 1e-12 {
+        // Degenerate (all joints coincide): the best similarity maps to the centroid.
+        return [mu_gt; NUM_JOINTS];
+    }
+    // H = X0ᵀ Y0 with rows as joints, X = gt, Y = pred (reference naming).
+    let mut h = Matrix3::zeros();
+    for (x, y) in gt0.iter().zip(&pred0) {
+        h += (x / norm_gt) * (y / norm_pred).transpose();
+    }
+    let svd = h.svd(true, true);
+    let u = svd.u.expect("svd computed with u");
+    let mut v = svd.v_t.expect("svd computed with v_t").transpose();
+    let mut s = svd.singular_values;
+    // R maps pred (row vectors) onto gt: Y R ≈ X, R = V Uᵀ.
+    let mut r = v * u.transpose();
+    if r.determinant() < 0.0 {
+        v.column_mut(2).neg_mut();
+        s[2] = -s[2];
+        r = v * u.transpose();
+    }
+    let trace = s.sum();
+    let a = trace * norm_gt / norm_pred;
+    // Row-vector form y·R is Rᵀ·y in column form.
+    let rt = r.transpose();
+    let t = mu_gt - a * (rt * mu_pred);
+    std::array::from_fn(|j| a * (rt * pred[j]) + t)
+}
+
+/// P-MPJPE (Protocol #2): MPJPE after similarity Procrustes alignment per frame.
+pub fn p_mpjpe_per_frame(pred: &[Pose3], gt: &[Pose3]) -> Result<Vec<f64>, GeometryError> {
+    check_same_len(pred, gt)?;
+    Ok(pred.iter().zip(gt).map(|(p, g)| frame_mpjpe(&procrustes_align(p, g), g)).collect())
+}
+
+pub fn p_mpjpe(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
+    Ok(mean(&p_mpjpe_per_frame(pred, gt)?))
+}
+
+/// N-MPJPE: MPJPE after the optimal per-frame scale of the prediction
+/// (VideoPose3D `n_mpjpe`: s = Σ gt·pred / Σ pred·pred).
+pub fn n_mpjpe(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
+    check_same_len(pred, gt)?;
+    let per_frame: Vec<f64> = pred
+        .iter()
+        .zip(gt)
+        .map(|(p, g)| {
+            let num: f64 = p.iter().zip(g).map(|(p, g)| p.dot(g)).sum();
+            let den: f64 = p.iter().map(|p| p.norm_squared()).sum();
+            let s = if den > 0.0 { num / den } else { 0.0 };
+            let scaled: Pose3 = std::array::from_fn(|j| p[j] * s);
+            frame_mpjpe(&scaled, g)
+        })
+        .collect();
+    Ok(mean(&per_frame))
+}
+
+/// MPJVE: mean error of the first differences (per-frame velocities), mm/frame.
+pub fn mpjve(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
+    check_same_len(pred, gt)?;
+    if pred.len() < 2 {
+        return Err(GeometryError::TooFewFrames { needed: 2, found: pred.len() });
+    }
+    let mut total = 0.0;
+    for t in 1..pred.len() {
+        for j in 0..NUM_JOINTS {
+            let vp = pred[t][j] - pred[t - 1][j];
+            let vg = gt[t][j] - gt[t - 1][j];
+            total += (vp - vg).norm();
+        }
+    }
+    Ok(total / ((pred.len() - 1) * NUM_JOINTS) as f64)
+}
+
+/// Fraction of the given joints within `threshold_mm` of the ground truth, over all frames.
+pub fn pck(
+    pred: &[Pose3],
+    gt: &[Pose3],
+    joints: &[usize],
+    threshold_mm: f64,
+) -> Result<f64, GeometryError> {
+    check_same_len(pred, gt)?;
+    let mut hits = 0usize;
+    let mut total = 0usize;
+    for (p, g) in pred.iter().zip(gt) {
+        for &j in joints {
+            total += 1;
+            if (p[j] - g[j]).norm() <= threshold_mm {
+                hits += 1;
+            }
+        }
+    }
+    Ok(if total == 0 { 0.0 } else { hits as f64 / total as f64 })
+}
+
+/// AUC: mean PCK over the thresholds 0:5:150 mm.
+pub fn auc(pred: &[Pose3], gt: &[Pose3], joints: &[usize]) -> Result<f64, GeometryError> {
+    let mut sum = 0.0;
+    let mut n = 0;
+    for t in auc_thresholds_mm() {
+        sum += pck(pred, gt, joints, t)?;
+        n += 1;
+    }
+    Ok(sum / f64::from(n))
+}
+
+/// The 14 joints of the official 3DHP PCK (pelvis, spine and head excluded),
+/// in our H36M-17 indexing.
+pub const PCK_JOINTS_3DHP: [usize; 14] = [1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16];
+
+fn centroid(pose: &Pose3) -> Vector3<f64> {
+    pose.iter().sum::<Vector3<f64>>() / NUM_JOINTS as f64
+}
+
+fn frobenius(points: &[Vector3<f64>]) -> f64 {
+    points.iter().map(|p| p.norm_squared()).sum::<f64>().sqrt()
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nalgebra::{Rotation3, UnitQuaternion};
+    use proptest::prelude::*;
+
+    fn arb_pose() -> impl Strategy<Value = Pose3> {
+        proptest::collection::vec(-800.0f64..800.0, NUM_JOINTS * 3).prop_map(|v| {
+            std::array::from_fn(|j| Vector3::new(v[3 * j], v[3 * j + 1], v[3 * j + 2]))
+        })
+    }
+
+    fn transform(pose: &Pose3, r: &Rotation3<f64>, s: f64, t: &Vector3<f64>) -> Pose3 {
+        std::array::from_fn(|j| s * (r * pose[j]) + t)
+    }
+
+    proptest! {
+        #[test]
+        fn p_mpjpe_invariant_to_similarity_of_prediction(
+            gt in arb_pose(),
+            noise in arb_pose(),
+            angles in proptest::array::uniform3(-3.1f64..3.1),
+            scale in 0.2f64..5.0,
+            t in proptest::array::uniform3(-3000.0f64..3000.0),
+        ) {
+            let pred: Pose3 = std::array::from_fn(|j| gt[j] + noise[j] * 0.1);
+            let r = Rotation3::from_euler_angles(angles[0], angles[1], angles[2]);
+            let moved = transform(&pred, &r, scale, &Vector3::from(t));
+            let a = p_mpjpe(&[pred], &[gt]).unwrap();
+            let b = p_mpjpe(&[moved], &[gt]).unwrap();
+            prop_assert!((a - b).abs() < 1e-6 * (1.0 + a), "{} vs {}", a, b);
+        }
+
+        #[test]
+        fn p_mpjpe_is_zero_for_a_similar_copy(
+            gt in arb_pose(),
+            angles in proptest::array::uniform3(-3.1f64..3.1),
+            scale in 0.2f64..5.0,
+        ) {
+            let r = Rotation3::from_euler_angles(angles[0], angles[1], angles[2]);
+            let moved = transform(&gt, &r, scale, &Vector3::new(10.0, -20.0, 30.0));
+            prop_assert!(p_mpjpe(&[moved], &[gt]).unwrap() < 1e-6);
+        }
+
+        #[test]
+        fn p_mpjpe_never_exceeds_mpjpe(gt in arb_pose(), pred in arb_pose()) {
+            let p = p_mpjpe(&[pred], &[gt]).unwrap();
+            let m = mpjpe(&[pred], &[gt]).unwrap();
+            prop_assert!(p <= m + 1e-9);
+        }
+    }
+
+    #[test]
+    fn procrustes_refuses_reflections() {
+        // A mirrored pose cannot be aligned by a proper rotation: the error stays > 0.
+        let gt: Pose3 = std::array::from_fn(|j| {
+            let f = j as f64;
+            Vector3::new(f * 13.0 % 7.0 * 40.0, f * 100.0, (f * 29.0 % 11.0) * 30.0)
+        });
+        let mirrored: Pose3 = std::array::from_fn(|j| Vector3::new(-gt[j].x, gt[j].y, gt[j].z));
+        let aligned = procrustes_align(&mirrored, &gt);
+        // Aligned result is a rotated+scaled copy of `mirrored`: its handedness
+        // must be preserved, so it cannot equal gt.
+        assert!(frame_mpjpe(&aligned, &gt) > 1.0);
+        let q = UnitQuaternion::from_euler_angles(0.1, 0.2, 0.3);
+        let rotated: Pose3 = std::array::from_fn(|j| q * gt[j]);
+        assert!(frame_mpjpe(&procrustes_align(&rotated, &gt), &gt) < 1e-9);
+    }
+
+    #[test]
+    fn mpjpe_of_constant_offset_is_offset() {
+        let gt = [Vector3::zeros(); NUM_JOINTS];
+        let pred = [Vector3::new(3.0, 4.0, 0.0); NUM_JOINTS];
+        assert!((mpjpe(&[pred], &[gt]).unwrap() - 5.0).abs() < 1e-12);
+        assert!(mpjpe(&[pred], &[]).is_err());
+    }
+
+    #[test]
+    fn n_mpjpe_removes_scale() {
+        let gt: Pose3 = std::array::from_fn(|j| Vector3::new(j as f64, 1.0, -(j as f64)));
+        let pred: Pose3 = std::array::from_fn(|j| gt[j] * 1.7);
+        assert!(n_mpjpe(&[pred], &[gt]).unwrap() < 1e-9);
+        assert!(mpjpe(&[pred], &[gt]).unwrap() > 1.0);
+    }
+
+    #[test]
+    fn mpjve_of_constant_offset_is_zero_and_needs_two_frames() {
+        let a: Pose3 = std::array::from_fn(|j| Vector3::new(j as f64, 0.0, 0.0));
+        let b: Pose3 = std::array::from_fn(|j| Vector3::new(j as f64, 10.0, 0.0));
+        let off = |p: &Pose3| -> Pose3 { std::array::from_fn(|j| p[j] + Vector3::new(5.0, 5.0, 5.0)) };
+        assert!(mpjve(&[off(&a), off(&b)], &[a, b]).unwrap() < 1e-12);
+        assert!((mpjve(&[a, a], &[a, b]).unwrap() - 10.0).abs() < 1e-12);
+        assert_eq!(
+            mpjve(&[a], &[a]),
+            Err(GeometryError::TooFewFrames { needed: 2, found: 1 })
+        );
+    }
+
+    #[test]
+    fn pck_and_auc_on_known_errors() {
+        let gt = [Vector3::zeros(); NUM_JOINTS];
+        // joint j is off by 10*j mm
+        let pred: Pose3 = std::array::from_fn(|j| Vector3::new(10.0 * j as f64, 0.0, 0.0));
+        let all: Vec<usize> = (0..NUM_JOINTS).collect();
+        // errors 0..160 step 10: those <= 150 are joints 0..=15 → 16/17
+        assert!((pck(&[pred], &[gt], &all, 150.0).unwrap() - 16.0 / 17.0).abs() < 1e-12);
+        // AUC = mean over t in 0:5:150 of #{j: 10j <= t}/17
+        let expected: f64 = auc_thresholds_mm()
+            .map(|t| (0..NUM_JOINTS).filter(|&j| 10.0 * j as f64 <= t).count() as f64 / 17.0)
+            .sum::<f64>()
+            / 31.0;
+        assert!((auc(&[pred], &[gt], &all).unwrap() - expected).abs() < 1e-12);
+        assert_eq!(auc_thresholds_mm().count(), 31);
+    }
+}

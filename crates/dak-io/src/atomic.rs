@@ -1,0 +1,179 @@
+//! Write-to-temporary-then-rename, so a crash never leaves a file under its
+//! final name that is not complete.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Suffix of in-progress files; anything with it is never a finished output.
+pub const TMP_SUFFIX: &str = ".tmp";
+
+/// The temporary name a final path is written under: `.NAME.tmp` beside it.
+pub fn tmp_path_for(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}{TMP_SUFFIX}"))
+}
+
+/// A file being written under its temporary name, hashed as it goes.
+pub struct AtomicFile {
+    final_path: PathBuf,
+    tmp_path: PathBuf,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+    committed: bool,
+}
+
+/// What a committed file turned out to be.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl AtomicFile {
+    pub fn create(final_path: impl Into<PathBuf>) -> Result<Self> {
+        let final_path = final_path.into();
+        let tmp_path = tmp_path_for(&final_path);
+        let file = File::create(&tmp_path).map_err(Error::io(&tmp_path))?;
+        Ok(AtomicFile {
+            final_path,
+            tmp_path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+            committed: false,
+        })
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    /// Flush, fsync, rename into place, fsync the directory.
+    pub fn commit(mut self) -> Result<Committed> {
+        self.out.flush().map_err(Error::io(&self.tmp_path))?;
+        self.out.get_ref().sync_all().map_err(Error::io(&self.tmp_path))?;
+        std::fs::rename(&self.tmp_path, &self.final_path).map_err(Error::io(&self.final_path))?;
+        sync_parent(&self.final_path)?;
+        self.committed = true;
+        let sha256 = hex(&std::mem::take(&mut self.hasher).finalize());
+        Ok(Committed { path: self.final_path.clone(), bytes: self.bytes, sha256 })
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.committed {
+            // An error path: leave nothing behind. (A SIGKILL leaves the .tmp,
+            // which readers ignore and the next run sweeps.)
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// Write a whole small file (a manifest, a report) atomically.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<Committed> {
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(contents).map_err(Error::io(tmp_path_for(path)))?;
+    file.commit()
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Directory fsync makes the rename durable; not all filesystems allow it.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// SHA-256 of a file on disk, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
+    let mut file = File::open(path).map_err(Error::io(path))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(Error::io(path))?;
+    Ok((bytes, hex(&hasher.finalize())))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Remove in-progress files a killed run left in `dir`.
+pub fn sweep_tmp_files(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::Io { path: dir.to_path_buf(), source: e }),
+    };
+    for entry in entries {
+        let entry = entry.map_err(Error::io(dir))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+            std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uncommitted_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.parquet");
+        {
+            let mut f = AtomicFile::create(&path).unwrap();
+            f.write_all(b"half").unwrap();
+            assert!(tmp_path_for(&path).exists());
+            assert!(!path.exists());
+        }
+        assert!(!tmp_path_for(&path).exists());
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn commit_renames_and_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let c = write_atomic(&path, b"abc").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"abc");
+        assert_eq!(c.bytes, 3);
+        assert_eq!(c.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(sha256_file(&path).unwrap().1, c.sha256);
+    }
+
+    #[test]
+    fn sweep_removes_only_tmp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".x.parquet.tmp"), b"").unwrap();
+        std::fs::write(dir.path().join("x.parquet"), b"").unwrap();
+        assert_eq!(sweep_tmp_files(dir.path()).unwrap(), 1);
+        assert!(dir.path().join("x.parquet").exists());
+    }
+}

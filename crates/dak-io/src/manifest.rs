@@ -1,0 +1,185 @@
+//! `manifest.json`: what a shard directory holds and how it was made.
+//! Layout documented by `schemas/manifest.v1.schema.json`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{sha256_file, write_atomic};
+use crate::error::{Error, Result};
+use crate::schema::Table;
+use crate::MANIFEST_FILE;
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    /// Schema name of the main tables.
+    pub schema: String,
+    pub schema_version: u32,
+    pub files: Vec<FileEntry>,
+    /// Rows of the main tables (the camera table is not counted).
+    pub total_rows: u64,
+    /// The producing command line.
+    pub command: Vec<String>,
+    pub seed: Option<u64>,
+    /// Tool and version.
+    pub producer: String,
+    /// Producer-specific facts: what was converted, parameters.
+    pub extra: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path relative to the shard directory.
+    pub path: String,
+    pub schema: String,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// A manifest for `table` over `files`; `total_rows` counts files of that table.
+    pub fn new(table: Table, files: Vec<FileEntry>, command: Vec<String>, seed: Option<u64>) -> Self {
+        let total_rows = files.iter().filter(|f| f.schema == table.name()).map(|f| f.rows).sum();
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            schema: table.name().to_string(),
+            schema_version: table.version(),
+            files,
+            total_rows,
+            command,
+            seed,
+            producer: format!("dak-pose {}", env!("CARGO_PKG_VERSION")),
+            extra: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    pub fn path_in(dir: &Path) -> PathBuf {
+        dir.join(MANIFEST_FILE)
+    }
+
+    pub fn read(dir: &Path) -> Result<Manifest> {
+        let path = Self::path_in(dir);
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::MissingManifest { dir: dir.to_path_buf() })
+            }
+            Err(e) => return Err(Error::Io { path, source: e }),
+        };
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|source| Error::BadManifest { path: path.clone(), source })?;
+        if manifest.manifest_version != MANIFEST_VERSION {
+            return Err(Error::ManifestVersion {
+                path,
+                found: manifest.manifest_version,
+                supported: MANIFEST_VERSION,
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// Written last, atomically: its presence marks the directory finished.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
+        text.push(b'\n');
+        write_atomic(&Self::path_in(dir), &text)?;
+        Ok(())
+    }
+
+    /// Check every listed file's size and, with `checksums`, its SHA-256.
+    pub fn verify(&self, dir: &Path, checksums: bool) -> Result<()> {
+        for f in &self.files {
+            let path = dir.join(&f.path);
+            let meta = std::fs::metadata(&path).map_err(Error::io(&path))?;
+            if meta.len() != f.bytes {
+                return Err(Error::SizeMismatch { path, expected: f.bytes, found: meta.len() });
+            }
+            if checksums {
+                let (_, sha) = sha256_file(&path)?;
+                if sha != f.sha256 {
+                    return Err(Error::ChecksumMismatch { path, expected: f.sha256.clone(), found: sha });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn files_of(&self, table: Table) -> impl Iterator<Item = &FileEntry> {
+        self.files.iter().filter(move |f| f.schema == table.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        let mut m = Manifest::new(
+            Table::SourceFrames,
+            vec![FileEntry {
+                path: "part-00000.parquet".into(),
+                schema: "source_frames".into(),
+                rows: 10,
+                bytes: 3,
+                sha256: "0".repeat(64),
+            }],
+            vec!["dak-prep".into(), "synth".into()],
+            Some(7),
+        );
+        m.extra = serde_json::json!({"note": 1});
+        m
+    }
+
+    #[test]
+    fn round_trip_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(Manifest::read(dir.path()), Err(Error::MissingManifest { .. })));
+        let m = sample();
+        m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap(), m);
+        assert_eq!(m.total_rows, 10);
+    }
+
+    #[test]
+    fn garbage_manifest_is_refused_with_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), b"{\"manifest_version\": 1,").unwrap();
+        let err = Manifest::read(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("manifest.json") && err.contains("invalid manifest"), "{err}");
+    }
+
+    /// The JSON Schema in schemas/ documents exactly the fields we write.
+    #[test]
+    fn json_schema_matches_struct() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../schemas/manifest.v1.schema.json")).unwrap();
+        let written = serde_json::to_value(sample()).unwrap();
+        let keys = |v: &serde_json::Value| {
+            let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+            k.sort();
+            k
+        };
+        let mut required: Vec<String> =
+            schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        required.sort();
+        assert_eq!(keys(&written), required);
+        assert_eq!(keys(&written), keys(&schema["properties"]));
+        let file_required: Vec<&str> = schema["properties"]["files"]["items"]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let mut fk = keys(&written["files"][0]);
+        fk.sort();
+        let mut fr: Vec<String> = file_required.iter().map(|s| s.to_string()).collect();
+        fr.sort();
+        assert_eq!(fk, fr);
+    }
+}

@@ -1,0 +1,185 @@
+//! Streaming readers that refuse anything that is not a finished shard of the
+//! expected table and version.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+
+use crate::cameras::{read_camera_table, CameraRecord};
+use crate::clips::SyntheticClips;
+use crate::columns::check_schema;
+use crate::error::{Error, Result};
+use crate::frames::SourceFrames;
+use crate::manifest::Manifest;
+use crate::schema::{Table, META_TABLE, META_VERSION};
+use crate::CAMERAS_FILE;
+
+pub const DEFAULT_BATCH_ROWS: usize = 8_192;
+
+/// One Parquet shard, read batch by batch.
+pub struct ShardReader {
+    path: PathBuf,
+    rows: u64,
+    inner: ParquetRecordBatchReader,
+}
+
+/// Which table a Parquet file holds, from its metadata; errors if it is not ours.
+pub fn table_of(path: &Path) -> Result<Table> {
+    let builder = builder(path)?;
+    let (name, _) = identity(path, &builder)?;
+    Table::from_name(&name).ok_or_else(|| Error::WrongTable {
+        path: path.to_path_buf(),
+        expected: "a dak-pose table".into(),
+        found: name,
+    })
+}
+
+fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(Error::io(path))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+}
+
+fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<File>) -> Result<(String, String)> {
+    let from_kv = |key: &str| {
+        builder
+            .metadata()
+            .file_metadata()
+            .key_value_metadata()
+            .and_then(|kv| kv.iter().find(|e| e.key == key))
+            .and_then(|e| e.value.clone())
+    };
+    let meta = builder.schema().metadata();
+    let get = |key: &str| meta.get(key).cloned().or_else(|| from_kv(key));
+    match (get(META_TABLE), get(META_VERSION)) {
+        (Some(name), Some(version)) => Ok((name, version)),
+        _ => Err(Error::NotAShard { path: path.to_path_buf() }),
+    }
+}
+
+impl ShardReader {
+    pub fn open(path: &Path, table: Table) -> Result<Self> {
+        Self::open_with_batch_rows(path, table, DEFAULT_BATCH_ROWS)
+    }
+
+    pub fn open_with_batch_rows(path: &Path, table: Table, batch_rows: usize) -> Result<Self> {
+        let builder = builder(path)?;
+        let (name, version) = identity(path, &builder)?;
+        if name != table.name() {
+            return Err(Error::WrongTable { path: path.to_path_buf(), expected: table.name().into(), found: name });
+        }
+        // Version 1 is the first; a later version adds a migration step here.
+        if version != table.version().to_string() {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                table: name,
+                found: version,
+                supported: table.version(),
+            });
+        }
+        check_schema(path, &table.arrow_schema(), builder.schema())?;
+        let rows = builder.metadata().file_metadata().num_rows().max(0) as u64;
+        let inner = builder
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
+        Ok(ShardReader { path: path.to_path_buf(), rows, inner })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Row count from the footer.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn source_frames(self) -> impl Iterator<Item = Result<SourceFrames>> {
+        let path = self.path.clone();
+        self.map(move |b| b.and_then(|b| SourceFrames::from_batch(&path, &b)))
+    }
+
+    pub fn synthetic_clips(self) -> impl Iterator<Item = Result<SyntheticClips>> {
+        let path = self.path.clone();
+        self.map(move |b| b.and_then(|b| SyntheticClips::from_batch(&path, &b)))
+    }
+}
+
+impl Iterator for ShardReader {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner
+            .next()
+            .map(|r| r.map_err(|source| Error::Arrow { path: self.path.clone(), source }))
+    }
+}
+
+/// How much of a shard directory to check when opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// File sizes against the manifest (cheap; catches truncation).
+    Sizes,
+    /// Sizes and SHA-256 of every file (reads everything once).
+    Checksums,
+}
+
+/// A finished shard directory.
+#[derive(Debug, Clone)]
+pub struct ShardSet {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+impl ShardSet {
+    pub fn open(dir: &Path, verify: Verify) -> Result<Self> {
+        let manifest = Manifest::read(dir)?;
+        manifest.verify(dir, verify == Verify::Checksums)?;
+        Ok(ShardSet { dir: dir.to_path_buf(), manifest })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Main table of the directory.
+    pub fn table(&self) -> Option<Table> {
+        Table::from_name(&self.manifest.schema)
+    }
+
+    pub fn paths(&self, table: Table) -> Vec<PathBuf> {
+        self.manifest.files_of(table).map(|f| self.dir.join(&f.path)).collect()
+    }
+
+    /// All source frames, file after file, batch by batch.
+    pub fn source_frames(&self) -> impl Iterator<Item = Result<SourceFrames>> {
+        self.paths(Table::SourceFrames).into_iter().flat_map(|p| match ShardReader::open(&p, Table::SourceFrames) {
+            Ok(r) => Box::new(r.source_frames()) as Box<dyn Iterator<Item = _>>,
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        })
+    }
+
+    pub fn synthetic_clips(&self) -> impl Iterator<Item = Result<SyntheticClips>> {
+        self.paths(Table::SyntheticClips).into_iter().flat_map(|p| {
+            match ShardReader::open(&p, Table::SyntheticClips) {
+                Ok(r) => Box::new(r.synthetic_clips()) as Box<dyn Iterator<Item = _>>,
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            }
+        })
+    }
+
+    /// The camera table, empty if the directory has none (synthetic shards).
+    pub fn cameras(&self) -> Result<Vec<CameraRecord>> {
+        match self.manifest.files_of(Table::Cameras).next() {
+            Some(_) => read_camera_table(&self.dir.join(CAMERAS_FILE)),
+            None => Ok(Vec::new()),
+        }
+    }
+}

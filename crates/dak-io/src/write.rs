@@ -1,0 +1,212 @@
+//! Writing shard directories: Parquet files rolled by row count, each written
+//! under a temporary name and renamed when complete, then the manifest.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use crate::atomic::{sweep_tmp_files, AtomicFile};
+use crate::error::{Error, Result};
+use crate::manifest::{FileEntry, Manifest};
+use crate::schema::{Table, META_TABLE, META_VERSION};
+use crate::CAMERAS_FILE;
+
+/// zstd level 3: within a few percent of level 9's size at several times the speed.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Frames per row group: ~20 MB uncompressed, small enough to stream, large
+/// enough for good compression and few footer entries.
+pub const DEFAULT_FRAME_ROW_GROUP: usize = 32_768;
+/// Frames per file: ~1 M rows keeps files at a few hundred MB.
+pub const DEFAULT_FRAMES_PER_FILE: usize = 1 << 20;
+/// Clips are T×17×5 values each; fewer rows per group keep groups ~20 MB at T=81.
+pub const DEFAULT_CLIP_ROW_GROUP: usize = 1_024;
+pub const DEFAULT_CLIPS_PER_FILE: usize = 65_536;
+
+/// How a table is written; serialisable so runs can record it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WriterOptions {
+    pub zstd_level: i32,
+    pub row_group_rows: usize,
+    pub rows_per_file: usize,
+}
+
+impl WriterOptions {
+    pub fn for_table(table: Table) -> Self {
+        let (row_group_rows, rows_per_file) = match table {
+            Table::SourceFrames => (DEFAULT_FRAME_ROW_GROUP, DEFAULT_FRAMES_PER_FILE),
+            Table::SyntheticClips => (DEFAULT_CLIP_ROW_GROUP, DEFAULT_CLIPS_PER_FILE),
+            Table::Cameras => (DEFAULT_FRAME_ROW_GROUP, usize::MAX),
+        };
+        WriterOptions { zstd_level: DEFAULT_ZSTD_LEVEL, row_group_rows, rows_per_file }
+    }
+
+    fn properties(&self, table: Table) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
+            ))
+            .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_created_by(format!("dak-pose {}", env!("CARGO_PKG_VERSION")))
+            .set_key_value_metadata(Some(vec![
+                KeyValue::new(META_TABLE.to_string(), table.name().to_string()),
+                KeyValue::new(META_VERSION.to_string(), table.version().to_string()),
+            ]))
+            .build()
+    }
+}
+
+struct OpenFile {
+    writer: ArrowWriter<AtomicFile>,
+    name: String,
+    rows: usize,
+}
+
+/// Writes one table as `PREFIX-00000.parquet`, `PREFIX-00001.parquet`, …
+pub struct ShardWriter {
+    table: Table,
+    dir: PathBuf,
+    prefix: String,
+    options: WriterOptions,
+    open: Option<OpenFile>,
+    files: Vec<FileEntry>,
+}
+
+impl ShardWriter {
+    pub fn new(dir: &Path, table: Table, prefix: &str, options: WriterOptions) -> Self {
+        ShardWriter {
+            table,
+            dir: dir.to_path_buf(),
+            prefix: prefix.to_string(),
+            options,
+            open: None,
+            files: Vec::new(),
+        }
+    }
+
+    fn open_next(&self) -> Result<OpenFile> {
+        let name = if self.options.rows_per_file == usize::MAX {
+            format!("{}.parquet", self.prefix)
+        } else {
+            format!("{}-{:05}.parquet", self.prefix, self.files.len())
+        };
+        let path = self.dir.join(&name);
+        let file = AtomicFile::create(&path)?;
+        let writer = ArrowWriter::try_new(file, self.table.arrow_schema(), Some(self.options.properties(self.table)))
+            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+        Ok(OpenFile { writer, name, rows: 0 })
+    }
+
+    /// Append a batch of this table's schema, rolling to a new file as needed.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.open.is_none() {
+                self.open = Some(self.open_next()?);
+            }
+            let file = self.open.as_mut().expect("just opened");
+            let n = (self.options.rows_per_file - file.rows).min(batch.num_rows() - offset);
+            file.writer
+                .write(&batch.slice(offset, n))
+                .map_err(|source| Error::Parquet { path: self.dir.join(&file.name), source })?;
+            file.rows += n;
+            offset += n;
+            if file.rows >= self.options.rows_per_file {
+                self.close_current()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        let Some(file) = self.open.take() else { return Ok(()) };
+        let path = self.dir.join(&file.name);
+        let atomic = file.writer.into_inner().map_err(|source| Error::Parquet { path, source })?;
+        let committed = atomic.commit()?;
+        self.files.push(FileEntry {
+            path: file.name,
+            schema: self.table.name().to_string(),
+            rows: file.rows as u64,
+            bytes: committed.bytes,
+            sha256: committed.sha256,
+        });
+        Ok(())
+    }
+
+    /// Close the last file; returns the manifest entries of every file written.
+    pub fn finish(mut self) -> Result<Vec<FileEntry>> {
+        self.close_current()?;
+        Ok(std::mem::take(&mut self.files))
+    }
+}
+
+/// What [`OutputDir::prepare`] found.
+pub enum Prepared {
+    /// Ready to write.
+    Fresh(OutputDir),
+    /// A finished output exists and `force` was not given.
+    Existing(Manifest),
+}
+
+/// A shard directory being (re)written. The manifest of an earlier run is
+/// removed before anything else, so a crash mid-way never leaves a stale
+/// manifest describing a mix of old and new files.
+#[derive(Debug)]
+pub struct OutputDir {
+    dir: PathBuf,
+}
+
+impl OutputDir {
+    pub fn prepare(dir: &Path, force: bool) -> Result<Prepared> {
+        match Manifest::read(dir) {
+            Ok(existing) if !force => return Ok(Prepared::Existing(existing)),
+            Ok(_) | Err(Error::MissingManifest { .. }) => {}
+            Err(e) if force => tracing::warn!("replacing unreadable manifest: {e}"),
+            Err(e) => return Err(e),
+        }
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let manifest = Manifest::path_in(dir);
+        if manifest.exists() {
+            std::fs::remove_file(&manifest).map_err(Error::io(&manifest))?;
+        }
+        sweep_tmp_files(dir)?;
+        remove_our_parquet_files(dir)?;
+        Ok(Prepared::Fresh(OutputDir { dir: dir.to_path_buf() }))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn writer(&self, table: Table, prefix: &str) -> ShardWriter {
+        ShardWriter::new(&self.dir, table, prefix, WriterOptions::for_table(table))
+    }
+
+    /// Write the manifest: the directory is finished from here on.
+    pub fn finish(self, manifest: &Manifest) -> Result<()> {
+        manifest.write(&self.dir)
+    }
+}
+
+/// Files this crate names (`PREFIX-NNNNN.parquet`, `cameras.parquet`): an
+/// unfinished run's leftovers. Anything else in the directory is left alone.
+fn remove_our_parquet_files(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+        let entry = entry.map_err(Error::io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name == CAMERAS_FILE
+            || name
+                .strip_suffix(".parquet")
+                .and_then(|stem| stem.rsplit_once('-'))
+                .is_some_and(|(_, idx)| idx.len() == 5 && idx.bytes().all(|b| b.is_ascii_digit()));
+        if ours {
+            std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+        }
+    }
+    Ok(())
+}

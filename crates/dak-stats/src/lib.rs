@@ -1,0 +1,180 @@
+//! Dataset statistics over shard directories, computed with polars lazy scans:
+//! frames per subject and action, and the bone-length distribution per
+//! dataset — the structural domain gap DAK-Pose is about.
+
+use std::path::{Path, PathBuf};
+
+use dak_core::skeleton::{bone_name, NUM_JOINTS, PARENTS};
+use dak_io::{ShardSet, Table, Verify};
+use polars::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Shards(#[from] dak_io::Error),
+    #[error("{dir}: polars could not scan the shards: {source}")]
+    Polars { dir: PathBuf, source: PolarsError },
+    #[error("{dir}: holds `{table}` shards; stats reads source_frames and synthetic_clips")]
+    Unsupported { dir: PathBuf, table: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Statistics of one shard directory.
+pub struct ShardStats {
+    pub dir: PathBuf,
+    pub table: Table,
+    /// Source frames: dataset, split, subject, action, sequences, cameras, frames.
+    /// Synthetic clips: mode, source_dataset, clips, frames.
+    pub counts: DataFrame,
+    /// dataset, bone, mean/std/min/p05/p95/max of the length in mm.
+    pub bones: DataFrame,
+}
+
+fn scan(dir: &Path, files: &[PathBuf]) -> Result<LazyFrame> {
+    let frames = files
+        .iter()
+        .map(|p| {
+            let path = PlRefPath::try_from_path(p).map_err(|source| Error::Polars { dir: dir.into(), source })?;
+            LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+                .map_err(|source| Error::Polars { dir: dir.into(), source })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    concat(frames, UnionArgs::default()).map_err(|source| Error::Polars { dir: dir.into(), source })
+}
+
+/// Length of bone `child` from a flattened 17×3 array column.
+fn bone_length_expr(column: &str, child: usize) -> Expr {
+    let parent = PARENTS[child].expect("non-root bone");
+    let coord = |joint: usize, c: usize| col(column).arr().get(lit((3 * joint + c) as i64), false);
+    let squared = (0..3)
+        .map(|c| {
+            let d = coord(child, c) - coord(parent, c);
+            d.clone() * d
+        })
+        .reduce(|a, b| a + b)
+        .expect("three coordinates");
+    squared.sqrt()
+}
+
+fn length_summary(long: LazyFrame, group: &str) -> LazyFrame {
+    let len = || col("length_mm");
+    long.group_by_stable([col(group), col("bone")]).agg([
+        len().mean().alias("mean_mm"),
+        len().std(1).alias("std_mm"),
+        len().min().alias("min_mm"),
+        len().quantile(lit(0.05), QuantileMethod::Linear).alias("p05_mm"),
+        len().quantile(lit(0.95), QuantileMethod::Linear).alias("p95_mm"),
+        len().max().alias("max_mm"),
+    ])
+}
+
+/// Statistics of a finished shard directory (sizes are checked against its manifest).
+pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
+    let set = ShardSet::open(dir, Verify::Sizes)?;
+    let polars_err = |source| Error::Polars { dir: dir.into(), source };
+    match set.table() {
+        Some(Table::SourceFrames) => {
+            let lf = scan(dir, &set.paths(Table::SourceFrames))?;
+            let counts = lf
+                .clone()
+                .group_by_stable([col("dataset"), col("split"), col("subject"), col("action")])
+                .agg([
+                    col("sequence").n_unique().alias("sequences"),
+                    col("camera").n_unique().alias("cameras"),
+                    len().alias("rows"),
+                ])
+                .with_column((col("rows") / col("cameras")).alias("frames"))
+                .select([
+                    col("dataset"),
+                    col("split"),
+                    col("subject"),
+                    col("action"),
+                    col("sequences"),
+                    col("cameras"),
+                    col("frames"),
+                ])
+                .sort(["dataset", "subject", "action"], Default::default())
+                .collect()
+                .map_err(polars_err)?;
+            // Bone lengths are camera-independent: one camera per sequence suffices.
+            let first_camera = col("camera").eq(col("camera").first().over([col("dataset"), col("sequence")]));
+            let per_bone: Vec<LazyFrame> = (1..NUM_JOINTS)
+                .map(|child| {
+                    lf.clone().filter(first_camera.clone()).select([
+                        col("dataset"),
+                        lit(bone_name(child)).alias("bone"),
+                        bone_length_expr("joints_3d_camera_mm", child).cast(DataType::Float64).alias("length_mm"),
+                    ])
+                })
+                .collect();
+            let long = concat(per_bone, UnionArgs::default()).map_err(polars_err)?;
+            let bones = length_summary(long, "dataset").collect().map_err(polars_err)?;
+            Ok(ShardStats { dir: dir.into(), table: Table::SourceFrames, counts, bones })
+        }
+        Some(Table::SyntheticClips) => {
+            let lf = scan(dir, &set.paths(Table::SyntheticClips))?;
+            let counts = lf
+                .group_by_stable([col("mode"), col("source_dataset")])
+                .agg([len().alias("clips"), col("num_frames").cast(DataType::UInt64).sum().alias("frames")])
+                .collect()
+                .map_err(polars_err)?;
+            let bones = synthetic_bone_lengths(&set)?;
+            let bones = length_summary(bones.lazy(), "mode").collect().map_err(polars_err)?;
+            Ok(ShardStats { dir: dir.into(), table: Table::SyntheticClips, counts, bones })
+        }
+        other => Err(Error::Unsupported {
+            dir: dir.into(),
+            table: other.map_or_else(|| set.manifest().schema.clone(), |t| t.name().to_string()),
+        }),
+    }
+}
+
+/// Clip arrays are variable-length lists; unpack them in Rust, aggregate in polars.
+fn synthetic_bone_lengths(set: &ShardSet) -> Result<DataFrame> {
+    let mut mode = Vec::new();
+    let mut bone = Vec::new();
+    let mut length = Vec::new();
+    for batch in set.synthetic_clips() {
+        let batch = batch?;
+        for i in 0..batch.len() {
+            for frame in batch.joints_3d_camera_mm(i).chunks_exact(NUM_JOINTS * 3) {
+                let pose = dak_core::skeleton::pose_from_flat(frame);
+                for (child, l) in dak_core::bone_lengths(&pose).iter().enumerate().skip(1) {
+                    mode.push(batch.mode.value(i).to_string());
+                    bone.push(bone_name(child));
+                    length.push(*l);
+                }
+            }
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("mode".into(), mode),
+        Column::new("bone".into(), bone),
+        Column::new("length_mm".into(), length),
+    ])
+    .map_err(|source| Error::Polars { dir: set.dir().into(), source })
+}
+
+/// A data frame as a list of row objects, for `--json`.
+pub fn to_json(df: &DataFrame) -> serde_json::Value {
+    let rows = (0..df.height())
+        .map(|i| {
+            let mut obj = serde_json::Map::new();
+            for column in df.columns() {
+                let value = match column.get(i) {
+                    Ok(AnyValue::Null) | Err(_) => serde_json::Value::Null,
+                    Ok(AnyValue::String(s)) => serde_json::Value::from(s),
+                    Ok(AnyValue::StringOwned(s)) => serde_json::Value::from(s.as_str()),
+                    Ok(v) => v
+                        .extract::<f64>()
+                        .map_or(serde_json::Value::Null, serde_json::Value::from),
+                };
+                obj.insert(column.name().to_string(), value);
+            }
+            serde_json::Value::Object(obj)
+        })
+        .collect();
+    serde_json::Value::Array(rows)
+}

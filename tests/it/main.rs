@@ -1,0 +1,6 @@
+//! End-to-end tests: one binary, one module per area.
+
+mod cli;
+mod interop;
+mod support;
+mod synth;
