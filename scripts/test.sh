@@ -5,5 +5,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-python.sh
 source scripts/env.sh
-cargo build --bins
 cargo test --workspace --no-fail-fast "$@"

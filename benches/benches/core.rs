@@ -14,7 +14,11 @@ fn poses(n: usize, shift: f64) -> Vec<Pose3> {
         .map(|f| {
             std::array::from_fn(|j| {
                 let a = (f * NUM_JOINTS + j) as f64;
-                Vector3::new((a * 0.37).sin() * 400.0 + shift, (a * 0.11).cos() * 700.0, 4500.0 + (a * 0.05).sin() * 200.0)
+                Vector3::new(
+                    (a * 0.37).sin() * 400.0 + shift,
+                    (a * 0.11).cos() * 700.0,
+                    4500.0 + (a * 0.05).sin() * 200.0,
+                )
             })
         })
         .collect()

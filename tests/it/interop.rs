@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 
 use dak_datasets::synth::{self, SynthConfig};
-use dak_io::{Silent, ShardSet, Verify};
+use dak_io::{ShardSet, Silent, Verify};
 use serde_json::Value;
 
 use crate::support::{python, workspace_root};
@@ -59,7 +59,12 @@ fn python_reads_rust_shards_with_identical_values() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| ((r["dataset"].as_str().unwrap().into(), r["subject"].as_str().unwrap().into()), r["rows"].as_u64().unwrap()))
+        .map(|r| {
+            (
+                (r["dataset"].as_str().unwrap().into(), r["subject"].as_str().unwrap().into()),
+                r["rows"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(from_polars, per_subject);
 }

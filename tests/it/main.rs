@@ -1,6 +1,7 @@
 //! End-to-end tests: one binary, one module per area.
 
 mod cli;
+mod convert;
 mod interop;
 mod support;
 mod synth;

@@ -3,7 +3,7 @@
 use dak_core::bone_lengths;
 use dak_core::skeleton::{pose_from_flat, NUM_JOINTS};
 use dak_datasets::synth::{self, SynthConfig};
-use dak_io::{Silent, ShardSet, Verify};
+use dak_io::{ShardSet, Silent, Verify};
 
 fn small(seed: u64) -> SynthConfig {
     SynthConfig { seed, frames: 40, ..SynthConfig::default() }
@@ -69,7 +69,9 @@ fn demo_has_subjects_actions_cameras_and_consistent_geometry() {
             assert!(b.valid.value(i));
             let cam = cameras
                 .iter()
-                .find(|c| c.dataset == b.dataset.value(i) && c.subject == b.subject.value(i) && c.camera == b.camera.value(i))
+                .find(|c| {
+                    c.dataset == b.dataset.value(i) && c.subject == b.subject.value(i) && c.camera == b.camera.value(i)
+                })
                 .and_then(|c| c.to_camera())
                 .expect("every frame's camera is in the table");
             let world = pose_from_flat(b.joints_3d_world_mm(i).unwrap());

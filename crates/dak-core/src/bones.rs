@@ -41,11 +41,7 @@ pub fn bone_lengths_and_directions(pose: &Pose3) -> (BoneLengths, BoneDirections
 }
 
 /// Rebuild joints from the root position, bone lengths and unit directions.
-pub fn forward_kinematics(
-    root: Vector3<f64>,
-    lengths: &BoneLengths,
-    directions: &BoneDirections,
-) -> Pose3 {
+pub fn forward_kinematics(root: Vector3<f64>, lengths: &BoneLengths, directions: &BoneDirections) -> Pose3 {
     let mut pose = [Vector3::zeros(); NUM_JOINTS];
     pose[0] = root;
     for j in 1..NUM_JOINTS {
@@ -61,9 +57,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_pose() -> impl Strategy<Value = Pose3> {
-        proptest::collection::vec(-1000.0f64..1000.0, NUM_JOINTS * 3).prop_map(|v| {
-            std::array::from_fn(|j| Vector3::new(v[3 * j], v[3 * j + 1], v[3 * j + 2]))
-        })
+        proptest::collection::vec(-1000.0f64..1000.0, NUM_JOINTS * 3)
+            .prop_map(|v| std::array::from_fn(|j| Vector3::new(v[3 * j], v[3 * j + 1], v[3 * j + 2])))
     }
 
     proptest! {

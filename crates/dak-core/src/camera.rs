@@ -57,10 +57,7 @@ impl Intrinsics {
     /// or meaningless pixels, as in the reference; callers keep Z > 0.
     pub fn project(&self, point_in_camera: &Vector3<f64>) -> Vector2<f64> {
         let z = point_in_camera.z;
-        let xx = Vector2::new(
-            (point_in_camera.x / z).clamp(-1.0, 1.0),
-            (point_in_camera.y / z).clamp(-1.0, 1.0),
-        );
+        let xx = Vector2::new((point_in_camera.x / z).clamp(-1.0, 1.0), (point_in_camera.y / z).clamp(-1.0, 1.0));
         self.distort_normalised(&xx)
     }
 
@@ -130,10 +127,7 @@ pub fn image_coordinates(screen: &Vector2<f64>, width_px: u32, height_px: u32) -
 impl Extrinsics {
     pub fn new(world_from_camera: UnitQuaternion<f64>, center_world_mm: Vector3<f64>) -> Self {
         let q = world_from_camera.quaternion();
-        Extrinsics {
-            world_from_camera_wxyz: [q.w, q.i, q.j, q.k],
-            center_world_mm: center_world_mm.into(),
-        }
+        Extrinsics { world_from_camera_wxyz: [q.w, q.i, q.j, q.k], center_world_mm: center_world_mm.into() }
     }
 
     /// From a world→camera rigid transform `x_cam = R x_world + t` (mm), the

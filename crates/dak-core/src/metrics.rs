@@ -124,12 +124,7 @@ pub fn mpjve(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
 }
 
 /// Fraction of the given joints within `threshold_mm` of the ground truth, over all frames.
-pub fn pck(
-    pred: &[Pose3],
-    gt: &[Pose3],
-    joints: &[usize],
-    threshold_mm: f64,
-) -> Result<f64, GeometryError> {
+pub fn pck(pred: &[Pose3], gt: &[Pose3], joints: &[usize], threshold_mm: f64) -> Result<f64, GeometryError> {
     check_same_len(pred, gt)?;
     let mut hits = 0usize;
     let mut total = 0usize;
@@ -182,9 +177,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_pose() -> impl Strategy<Value = Pose3> {
-        proptest::collection::vec(-800.0f64..800.0, NUM_JOINTS * 3).prop_map(|v| {
-            std::array::from_fn(|j| Vector3::new(v[3 * j], v[3 * j + 1], v[3 * j + 2]))
-        })
+        proptest::collection::vec(-800.0f64..800.0, NUM_JOINTS * 3)
+            .prop_map(|v| std::array::from_fn(|j| Vector3::new(v[3 * j], v[3 * j + 1], v[3 * j + 2])))
     }
 
     fn transform(pose: &Pose3, r: &Rotation3<f64>, s: f64, t: &Vector3<f64>) -> Pose3 {
@@ -267,10 +261,7 @@ mod tests {
         let off = |p: &Pose3| -> Pose3 { std::array::from_fn(|j| p[j] + Vector3::new(5.0, 5.0, 5.0)) };
         assert!(mpjve(&[off(&a), off(&b)], &[a, b]).unwrap() < 1e-12);
         assert!((mpjve(&[a, a], &[a, b]).unwrap() - 10.0).abs() < 1e-12);
-        assert_eq!(
-            mpjve(&[a], &[a]),
-            Err(GeometryError::TooFewFrames { needed: 2, found: 1 })
-        );
+        assert_eq!(mpjve(&[a], &[a]), Err(GeometryError::TooFewFrames { needed: 2, found: 1 }));
     }
 
     #[test]

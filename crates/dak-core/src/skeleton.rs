@@ -153,11 +153,7 @@ pub fn bone_name(child: usize) -> String {
 pub fn pose_from_flat(flat: &[f32]) -> Pose3 {
     debug_assert_eq!(flat.len(), NUM_JOINTS * 3);
     std::array::from_fn(|j| {
-        Vector3::new(
-            f64::from(flat[3 * j]),
-            f64::from(flat[3 * j + 1]),
-            f64::from(flat[3 * j + 2]),
-        )
+        Vector3::new(f64::from(flat[3 * j]), f64::from(flat[3 * j + 1]), f64::from(flat[3 * j + 2]))
     })
 }
 

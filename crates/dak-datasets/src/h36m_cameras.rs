@@ -23,8 +23,7 @@ struct CameraIntrinsics {
 fn calibration() -> &'static CalibrationFile {
     static CAL: OnceLock<CalibrationFile> = OnceLock::new();
     CAL.get_or_init(|| {
-        serde_json::from_str(include_str!("../data/h36m_cameras.json"))
-            .expect("data/h36m_cameras.json is valid")
+        serde_json::from_str(include_str!("../data/h36m_cameras.json")).expect("data/h36m_cameras.json is valid")
     })
 }
 

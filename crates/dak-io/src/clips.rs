@@ -4,13 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, FixedSizeListBuilder, ListBuilder, PrimitiveArray, PrimitiveBuilder, RecordBatch,
-    StringArray, StringBuilder, UInt32Builder, UInt64Builder,
+    ArrayRef, FixedSizeListBuilder, ListBuilder, PrimitiveArray, PrimitiveBuilder, RecordBatch, StringArray,
+    StringBuilder, UInt32Builder, UInt64Builder,
 };
 use arrow::datatypes::{Float32Type, Float64Type, Schema, UInt32Type, UInt64Type};
 use dak_core::{Intrinsics, NUM_JOINTS};
 
-use crate::columns::{append_fixed, finish_batch, fixed_builder, list_builder, primitives, strings, FixedRows, ListRows};
+use crate::columns::{
+    append_fixed, finish_batch, fixed_builder, list_builder, primitives, strings, FixedRows, ListRows,
+};
 use crate::error::{Error, Result};
 use crate::schema::Table;
 
@@ -83,12 +85,8 @@ impl SyntheticClipBuilder {
 
     pub fn push(&mut self, row: &SyntheticClipRow<'_>) -> Result<()> {
         let frames = row.joints_3d_camera_mm.len() / (NUM_JOINTS * 3);
-        let shape_err = |column, expected, found| Error::RowShape {
-            row: format!("clip {}", row.clip_id),
-            column,
-            expected,
-            found,
-        };
+        let shape_err =
+            |column, expected, found| Error::RowShape { row: format!("clip {}", row.clip_id), column, expected, found };
         if frames == 0 || row.joints_3d_camera_mm.len() != frames * NUM_JOINTS * 3 {
             return Err(shape_err(
                 "joints_3d_camera_mm",

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, FixedSizeListBuilder, ListArray,
-    ListBuilder, PrimitiveArray, PrimitiveBuilder, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, FixedSizeListArray, FixedSizeListBuilder, ListArray, ListBuilder,
+    PrimitiveArray, PrimitiveBuilder, RecordBatch, StringArray,
 };
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Schema};
 
@@ -19,8 +19,7 @@ pub(crate) fn fixed_builder<T: ArrowPrimitiveType>(
 ) -> FixedSizeListBuilder<PrimitiveBuilder<T>> {
     match schema.field_with_name(column).map(|f| f.data_type()) {
         Ok(DataType::FixedSizeList(item, n)) => {
-            FixedSizeListBuilder::with_capacity(PrimitiveBuilder::<T>::new(), *n, capacity)
-                .with_field(item.clone())
+            FixedSizeListBuilder::with_capacity(PrimitiveBuilder::<T>::new(), *n, capacity).with_field(item.clone())
         }
         other => panic!("schema column {column} is not a fixed-size list: {other:?}"),
     }
@@ -118,9 +117,7 @@ pub(crate) fn primitives<T: ArrowPrimitiveType>(
     name: &str,
 ) -> Result<PrimitiveArray<T>> {
     let col = column(path, batch, name)?;
-    col.as_primitive_opt::<T>()
-        .cloned()
-        .ok_or_else(|| mismatch(path, name, &T::DATA_TYPE.to_string(), col.data_type()))
+    col.as_primitive_opt::<T>().cloned().ok_or_else(|| mismatch(path, name, &T::DATA_TYPE.to_string(), col.data_type()))
 }
 
 /// Rows of a fixed-size list column as slices.
@@ -179,10 +176,7 @@ pub(crate) struct ListRows<T: ArrowPrimitiveType> {
 impl<T: ArrowPrimitiveType> ListRows<T> {
     pub(crate) fn new(path: &Path, batch: &RecordBatch, name: &str) -> Result<Self> {
         let col = column(path, batch, name)?;
-        let lists = col
-            .as_list_opt::<i32>()
-            .cloned()
-            .ok_or_else(|| mismatch(path, name, "List", col.data_type()))?;
+        let lists = col.as_list_opt::<i32>().cloned().ok_or_else(|| mismatch(path, name, "List", col.data_type()))?;
         let values = lists
             .values()
             .as_primitive_opt::<T>()
@@ -198,6 +192,5 @@ impl<T: ArrowPrimitiveType> ListRows<T> {
 }
 
 pub(crate) fn finish_batch(schema: &Arc<Schema>, columns: Vec<ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(schema.clone(), columns)
-        .expect("typed builders produce exactly the schema's columns")
+    RecordBatch::try_new(schema.clone(), columns).expect("typed builders produce exactly the schema's columns")
 }

@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, BooleanBuilder, FixedSizeListBuilder, Float32Builder, PrimitiveArray,
-    PrimitiveBuilder, RecordBatch, StringArray, StringBuilder, UInt32Builder,
+    ArrayRef, BooleanArray, BooleanBuilder, FixedSizeListBuilder, Float32Builder, PrimitiveArray, PrimitiveBuilder,
+    RecordBatch, StringArray, StringBuilder, UInt32Builder,
 };
 use arrow::datatypes::{Float32Type, Schema, UInt32Type};
 use dak_core::NUM_JOINTS;

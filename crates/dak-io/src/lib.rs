@@ -10,18 +10,18 @@
 
 pub mod atomic;
 pub mod cameras;
+pub mod clips;
 mod columns;
 pub mod error;
 pub mod frames;
-pub mod clips;
 pub mod manifest;
 pub mod progress;
 pub mod read;
 pub mod schema;
 pub mod write;
 
-pub use cameras::{read_camera_table, write_camera_table, CameraRecord};
 pub use arrow::array::RecordBatch;
+pub use cameras::{read_camera_table, write_camera_table, CameraRecord};
 pub use clips::{SyntheticClipBuilder, SyntheticClipRow, SyntheticClips};
 pub use error::{Error, Result};
 pub use frames::{SourceFrameBuilder, SourceFrameRow, SourceFrames, TwoDSource};

@@ -75,11 +75,7 @@ impl Manifest {
         let manifest: Manifest =
             serde_json::from_slice(&text).map_err(|source| Error::BadManifest { path: path.clone(), source })?;
         if manifest.manifest_version != MANIFEST_VERSION {
-            return Err(Error::ManifestVersion {
-                path,
-                found: manifest.manifest_version,
-                supported: MANIFEST_VERSION,
-            });
+            return Err(Error::ManifestVersion { path, found: manifest.manifest_version, supported: MANIFEST_VERSION });
         }
         Ok(manifest)
     }

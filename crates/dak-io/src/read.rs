@@ -38,8 +38,7 @@ pub fn table_of(path: &Path) -> Result<Table> {
 
 fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(Error::io(path))?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
 }
 
 fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<File>) -> Result<(String, String)> {
@@ -112,9 +111,7 @@ impl Iterator for ShardReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner
-            .next()
-            .map(|r| r.map_err(|source| Error::Arrow { path: self.path.clone(), source }))
+        self.inner.next().map(|r| r.map_err(|source| Error::Arrow { path: self.path.clone(), source }))
     }
 }
 
@@ -167,11 +164,9 @@ impl ShardSet {
     }
 
     pub fn synthetic_clips(&self) -> impl Iterator<Item = Result<SyntheticClips>> {
-        self.paths(Table::SyntheticClips).into_iter().flat_map(|p| {
-            match ShardReader::open(&p, Table::SyntheticClips) {
-                Ok(r) => Box::new(r.synthetic_clips()) as Box<dyn Iterator<Item = _>>,
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            }
+        self.paths(Table::SyntheticClips).into_iter().flat_map(|p| match ShardReader::open(&p, Table::SyntheticClips) {
+            Ok(r) => Box::new(r.synthetic_clips()) as Box<dyn Iterator<Item = _>>,
+            Err(e) => Box::new(std::iter::once(Err(e))),
         })
     }
 

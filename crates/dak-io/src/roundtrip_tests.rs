@@ -67,14 +67,18 @@ fn camera_record() -> CameraRecord {
             width_px: 1000,
             height_px: 1002,
         },
-        extrinsics: Some(Extrinsics { world_from_camera_wxyz: [0.5, 0.5, -0.5, 0.5], center_world_mm: [1.0, 2.0, 3.0] }),
+        extrinsics: Some(Extrinsics {
+            world_from_camera_wxyz: [0.5, 0.5, -0.5, 0.5],
+            center_world_mm: [1.0, 2.0, 3.0],
+        }),
     }
 }
 
 #[test]
 fn source_frames_round_trip_with_nulls_and_rolling_files() {
     let dir = tempfile::tempdir().unwrap();
-    let options = WriterOptions { rows_per_file: 40, row_group_rows: 16, ..WriterOptions::for_table(Table::SourceFrames) };
+    let options =
+        WriterOptions { rows_per_file: 40, row_group_rows: 16, ..WriterOptions::for_table(Table::SourceFrames) };
     let files = write_frames(dir.path(), 100, options);
     assert_eq!(files.iter().filter(|f| f.schema == "source_frames").count(), 3);
     let set = ShardSet::open(dir.path(), Verify::Checksums).unwrap();
@@ -148,7 +152,7 @@ fn flipped_byte_is_caught_by_checksum() {
 fn write_plain_parquet(path: &Path, metadata: &[(&str, &str)]) {
     let schema = Arc::new(Schema::new_with_metadata(
         vec![Field::new("x", DataType::Int32, false)],
-        metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::HashMap<_, _>>(),
     ));
     let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![1, 2]))]).unwrap();
     let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();

@@ -68,9 +68,8 @@ impl Table {
             Table::ALL
                 .into_iter()
                 .map(|t| {
-                    let doc: SchemaDoc = serde_json::from_str(t.json()).unwrap_or_else(|e| {
-                        panic!("schemas/{} is malformed: {e}", t.schema_file())
-                    });
+                    let doc: SchemaDoc = serde_json::from_str(t.json())
+                        .unwrap_or_else(|e| panic!("schemas/{} is malformed: {e}", t.schema_file()));
                     (t, doc)
                 })
                 .collect()
@@ -93,8 +92,7 @@ impl Table {
     /// The Arrow schema, with table name, version and units in its metadata.
     pub fn arrow_schema(self) -> SchemaRef {
         static SCHEMAS: OnceLock<HashMap<Table, SchemaRef>> = OnceLock::new();
-        SCHEMAS
-            .get_or_init(|| Table::ALL.into_iter().map(|t| (t, Arc::new(build_schema(t.doc())))).collect())[&self]
+        SCHEMAS.get_or_init(|| Table::ALL.into_iter().map(|t| (t, Arc::new(build_schema(t.doc())))).collect())[&self]
             .clone()
     }
 }
@@ -109,8 +107,7 @@ fn build_schema(doc: &SchemaDoc) -> Schema {
             Field::new(&c.name, ty, c.nullable)
         })
         .collect();
-    let mut metadata: HashMap<String, String> =
-        doc.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut metadata: HashMap<String, String> = doc.metadata.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     metadata.insert(META_TABLE.into(), doc.name.clone());
     metadata.insert(META_VERSION.into(), doc.version.to_string());
     Schema::new_with_metadata(fields, metadata)

@@ -48,9 +48,7 @@ impl WriterOptions {
 
     fn properties(&self, table: Table) -> WriterProperties {
         WriterProperties::builder()
-            .set_compression(Compression::ZSTD(
-                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
-            ))
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).unwrap_or_default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_created_by(format!("dak-pose {}", env!("CARGO_PKG_VERSION")))
             .set_key_value_metadata(Some(vec![

@@ -99,7 +99,9 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
                 .collect()
                 .map_err(polars_err)?;
             // Bone lengths are camera-independent: one camera per sequence suffices.
-            let first_camera = col("camera").eq(col("camera").first().over([col("dataset"), col("sequence")]));
+            let first_of_sequence =
+                col("camera").first().over([col("dataset"), col("sequence")]).map_err(polars_err)?;
+            let first_camera = col("camera").eq(first_of_sequence);
             let per_bone: Vec<LazyFrame> = (1..NUM_JOINTS)
                 .map(|child| {
                     lf.clone().filter(first_camera.clone()).select([
@@ -167,9 +169,7 @@ pub fn to_json(df: &DataFrame) -> serde_json::Value {
                     Ok(AnyValue::Null) | Err(_) => serde_json::Value::Null,
                     Ok(AnyValue::String(s)) => serde_json::Value::from(s),
                     Ok(AnyValue::StringOwned(s)) => serde_json::Value::from(s.as_str()),
-                    Ok(v) => v
-                        .extract::<f64>()
-                        .map_or(serde_json::Value::Null, serde_json::Value::from),
+                    Ok(v) => v.extract::<f64>().map_or(serde_json::Value::Null, serde_json::Value::from),
                 };
                 obj.insert(column.name().to_string(), value);
             }
@@ -177,4 +177,67 @@ pub fn to_json(df: &DataFrame) -> serde_json::Value {
         })
         .collect();
     serde_json::Value::Array(rows)
+}
+
+fn cell_text(value: AnyValue) -> String {
+    match value {
+        AnyValue::Null => "-".into(),
+        AnyValue::String(s) => s.into(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Float32(x) => format!("{x:.1}"),
+        AnyValue::Float64(x) => format!("{x:.1}"),
+        other => other.to_string(),
+    }
+}
+
+/// A data frame as an aligned plain-text table with every row, so that the
+/// output can be read in full and grepped (polars' own display elides rows).
+pub fn to_text(df: &DataFrame) -> String {
+    let header: Vec<String> = df.columns().iter().map(|c| c.name().to_string()).collect();
+    let rows: Vec<Vec<String>> = (0..df.height())
+        .map(|i| df.columns().iter().map(|c| c.get(i).map_or_else(|_| "-".into(), cell_text)).collect())
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|j| rows.iter().map(|r| r[j].len()).chain([header[j].len()]).max().unwrap_or(0))
+        .collect();
+    let numeric: Vec<bool> = df.columns().iter().map(|c| c.dtype().is_primitive_numeric()).collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(
+                |(j, c)| if numeric[j] { format!("{c:>w$}", w = widths[j]) } else { format!("{c:<w$}", w = widths[j]) },
+            )
+            .collect();
+        padded.join("  ").trim_end().to_string()
+    };
+    let mut out = line(&header);
+    out.push('\n');
+    out.push_str(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+    for row in &rows {
+        out.push('\n');
+        out.push_str(&line(row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_table_keeps_every_row_and_aligns_numbers() {
+        let n = 40;
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("bone".into(), (0..n).map(|i| format!("b{i}")).collect::<Vec<_>>()),
+            Column::new("mean_mm".into(), (0..n).map(|i| i as f64 * 10.25).collect::<Vec<_>>()),
+        ])
+        .unwrap();
+        let text = to_text(&df);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), n + 2);
+        assert_eq!(lines[0], "bone  mean_mm");
+        assert_eq!(lines[2], "b0        0.0");
+        assert_eq!(lines[41], "b39     399.8");
+    }
 }

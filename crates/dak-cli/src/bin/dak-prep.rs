@@ -1,10 +1,10 @@
-//! dak-prep: make source shards — the demo dataset today, converters for
+//! dak-prep: make source shards — the demo dataset, and converters for
 //! Human3.6M, MPI-INF-3DHP and 3DPW — and inspect them.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use dak_cli::commands::{stats, synth};
+use dak_cli::commands::{convert, stats, synth};
 
 #[derive(Debug, Parser)]
 #[command(name = "dak-prep", version, about = "Convert pose datasets into versioned Parquet shards and inspect them")]
@@ -19,6 +19,11 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Synth(synth::SynthArgs),
+    H36m(convert::H36mArgs),
+    #[command(name = "3dhp")]
+    Mpi3dhp(convert::Mpi3dhpArgs),
+    #[command(name = "3dpw")]
+    Pw3d(convert::Pw3dArgs),
     Stats(stats::StatsArgs),
 }
 
@@ -27,6 +32,9 @@ fn main() -> ExitCode {
     dak_cli::init_logging(cli.quiet);
     dak_cli::report(match cli.command {
         Command::Synth(args) => synth::run(args, cli.quiet),
+        Command::H36m(args) => convert::h36m(args, cli.quiet),
+        Command::Mpi3dhp(args) => convert::mpi3dhp(args, cli.quiet),
+        Command::Pw3d(args) => convert::pw3d(args, cli.quiet),
         Command::Stats(args) => stats::run(args),
     })
 }

@@ -23,10 +23,13 @@ pub fn run(args: StatsArgs) -> anyhow::Result<()> {
     let mut json = Vec::new();
     for dir in &args.shards {
         let stats = shard_stats(dir).with_context(|| format!("reading statistics of {}", dir.display()))?;
-        println!("== {} ({}) ==", dir.display(), stats.table.name());
-        println!("{}", stats.counts);
-        println!("bone lengths (mm):");
-        println!("{}", stats.bones);
+        crate::print_stdout(&format!(
+            "== {} ({}) ==\n{}\n\nbone lengths (mm):\n{}\n\n",
+            dir.display(),
+            stats.table.name(),
+            dak_stats::to_text(&stats.counts),
+            dak_stats::to_text(&stats.bones)
+        ))?;
         json.push(serde_json::json!({
             "dir": dir,
             "table": stats.table.name(),

@@ -8,8 +8,9 @@ use dak_core::LimbGroup;
 use nalgebra::{Rotation3, Vector3};
 
 /// Mean Human3.6M bone lengths (mm), indexed by child joint.
-pub const MEAN_BONE_MM: [f64; NUM_JOINTS] =
-    [0.0, 132.0, 442.0, 454.0, 132.0, 442.0, 454.0, 233.0, 257.0, 121.0, 115.0, 151.0, 279.0, 249.0, 151.0, 279.0, 249.0];
+pub const MEAN_BONE_MM: [f64; NUM_JOINTS] = [
+    0.0, 132.0, 442.0, 454.0, 132.0, 442.0, 454.0, 233.0, 257.0, 121.0, 115.0, 151.0, 279.0, 249.0, 151.0, 279.0, 249.0,
+];
 
 /// Height of the ankle joint above the floor (mm).
 const ANKLE_HEIGHT_MM: f64 = 90.0;

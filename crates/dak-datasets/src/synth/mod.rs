@@ -20,9 +20,8 @@ use dak_core::camera::{Camera, Extrinsics, Intrinsics};
 use dak_core::skeleton::{pose_to_flat, Pose3, NUM_JOINTS};
 use dak_core::LimbGroup;
 use dak_io::{
-    RecordBatch,
-    write_camera_table, CameraRecord, Manifest, OutputDir, Prepared, Reporter, SourceFrameBuilder, SourceFrameRow,
-    Table, TwoDSource,
+    write_camera_table, CameraRecord, Manifest, OutputDir, Prepared, RecordBatch, Reporter, SourceFrameBuilder,
+    SourceFrameRow, Table, TwoDSource,
 };
 use nalgebra::{Matrix3, Vector2, Vector3};
 use rand::{Rng, SeedableRng};
@@ -226,9 +225,7 @@ pub fn sequence_world(config: &SynthConfig, subject_index: usize, subject: &Subj
     let action_index = Action::ALL.iter().position(|a| *a == action).expect("known action") as u64;
     let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed, subject_index as u64, action_index));
     let motion = Motion::new(action, domain_of(subject).style(), &mut rng);
-    (0..config.frames)
-        .map(|f| subject.body.pose(&motion.at(f as f64 / f64::from(config.fps))))
-        .collect()
+    (0..config.frames).map(|f| subject.body.pose(&motion.at(f as f64 / f64::from(config.fps)))).collect()
 }
 
 /// What a synth run did.
@@ -250,10 +247,13 @@ pub fn generate(
     if config.frames == 0 {
         return Err(Error::Config { field: "frames", reason: "must be at least 1".into() });
     }
-    if !(config.fps > 0.0) {
+    if !config.fps.is_finite() || config.fps <= 0.0 {
         return Err(Error::Config { field: "fps", reason: "must be positive".into() });
     }
-    if !(config.detector_noise_px >= 0.0) || !(0.0..=1.0).contains(&config.detector_outlier_rate) {
+    if !config.detector_noise_px.is_finite()
+        || config.detector_noise_px < 0.0
+        || !(0.0..=1.0).contains(&config.detector_outlier_rate)
+    {
         return Err(Error::Config {
             field: "detector-noise-px",
             reason: "noise must be >= 0 and the outlier rate within [0, 1]".into(),
@@ -318,7 +318,7 @@ fn sequence_batch(
     action: Action,
 ) -> Result<RecordBatch> {
     let world = sequence_world(config, subject_index, subject, action);
-    let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed ^ 0xD57E_C7, subject_index as u64, action as u64));
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(config.seed ^ 0x00D5_7EC7, subject_index as u64, action as u64));
     let noise = Normal::new(0.0, config.detector_noise_px.max(1e-9)).expect("finite std");
     let sequence = format!("{}/{}", subject.subject, action.name());
     let mut builder = SourceFrameBuilder::with_capacity(world.len() * subject.cameras.len());

@@ -75,7 +75,9 @@ struct Drift {
 impl Drift {
     fn new(rng: &mut impl Rng, amplitude: f64) -> Drift {
         let terms = (0..3)
-            .map(|_| (amplitude / 3.0 * rng.random_range(0.5..1.5), rng.random_range(0.15..1.2), rng.random_range(0.0..TAU)))
+            .map(|_| {
+                (amplitude / 3.0 * rng.random_range(0.5..1.5), rng.random_range(0.15..1.2), rng.random_range(0.0..TAU))
+            })
             .collect();
         Drift { terms }
     }

@@ -1,0 +1,206 @@
+//! `dak-prep 3dpw`: 3DPW's `sequenceFiles/{train,validation,test}/*.pkl`
+//! (Python-2 pickles). Each actor of a sequence becomes one video: SMPL-24
+//! joint positions (world, metres) are moved into the moving phone camera
+//! with the per-frame `cam_poses`, mapped to our 17 joints with
+//! [`SMPL24_TO_H36M17`] (see there for the bias this adds), and projected with
+//! `cam_intrinsics`. `campose_valid` becomes the per-frame `valid` flag.
+
+use std::path::{Path, PathBuf};
+
+use dak_core::camera::Intrinsics;
+use dak_core::joint_maps::{map_weighted, SMPL24_TO_H36M17, SMPL_JOINTS};
+use dak_formats::pickle::{self, Value};
+use dak_formats::Array;
+use dak_io::{CameraRecord, RecordBatch, Reporter, SourceFrameBuilder, SourceFrameRow, TwoDSource};
+use nalgebra::{Matrix3, Vector3};
+
+use crate::convert::{Conversion, ConvertOptions, ConvertOutcome, Plan};
+use crate::{Error, Result};
+
+pub const DATASET: &str = "3dpw";
+pub const FPS: f32 = 30.0;
+pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
+pub const CAMERA: &str = "phone";
+
+pub struct Job {
+    split: &'static str,
+    name: String,
+    path: PathBuf,
+}
+
+fn discover(opts: &ConvertOptions) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for split in SPLITS.into_iter().filter(|s| opts.wants_split(s)) {
+        let dir = opts.data_dir.join("sequenceFiles").join(split);
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut files: Vec<PathBuf> =
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "pkl")).collect();
+        files.sort();
+        for path in files {
+            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if opts.wants_subject(&name) {
+                jobs.push(Job { split, name, path });
+            }
+        }
+    }
+    jobs
+}
+
+pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<ConvertOutcome> {
+    let jobs = discover(opts);
+    if jobs.is_empty() {
+        return Err(Error::MissingInput {
+            path: opts.data_dir.join("sequenceFiles"),
+            what: "3DPW's sequenceFiles/{train,validation,test}/*.pkl".into(),
+        });
+    }
+    let conversion = Conversion {
+        opts,
+        dataset: DATASET,
+        settings: serde_json::json!({ "subjects": opts.subjects, "splits": opts.splits }),
+        inputs: jobs.iter().map(|j| j.path.clone()).collect(),
+    };
+    // Intrinsics live inside the pickles; read them while planning.
+    let plan = || -> Result<Plan<Job>> {
+        let mut cameras = Vec::new();
+        for job in &jobs {
+            let seq = Pw3dSequence::read(&job.path)?;
+            for actor in 0..seq.actors.len() {
+                cameras.push(CameraRecord {
+                    dataset: DATASET.into(),
+                    subject: format!("{}/{actor}", job.name),
+                    camera: CAMERA.into(),
+                    intrinsics: seq.intrinsics,
+                    extrinsics: None,
+                });
+            }
+        }
+        Ok(Plan { jobs, cameras, notes: serde_json::json!({}) })
+    };
+    conversion.run(reporter, plan, |j| j.name.clone(), |job| sequence_batch(job).map(Some))
+}
+
+struct Actor {
+    /// (N, 72): SMPL-24 joints, world, metres.
+    joints: Array,
+    valid: Vec<bool>,
+}
+
+struct Pw3dSequence {
+    /// (N, 4, 4) world → camera, metres.
+    cam_poses: Array,
+    intrinsics: Intrinsics,
+    actors: Vec<Actor>,
+}
+
+fn field<'v>(root: &'v Value, path: &Path, key: &str) -> Result<&'v Value> {
+    root.get(key).ok_or_else(|| Error::invalid(path, format!("has no `{key}` (keys: {:?})", root.keys())))
+}
+
+fn array<'v>(value: &'v Value, path: &Path, what: &str, pattern: &[Option<usize>]) -> Result<&'v Array> {
+    let Value::Array(a) = value else {
+        return Err(Error::invalid(path, format!("{what} is a {}, expected an array", value.type_name())));
+    };
+    a.expect_shape(what, pattern).and_then(|()| a.expect_finite(what)).map_err(|p| Error::invalid(path, p.0))?;
+    Ok(a)
+}
+
+fn per_actor<'v>(root: &'v Value, path: &Path, key: &str) -> Result<&'v [Value]> {
+    let v = field(root, path, key)?;
+    v.as_seq().ok_or_else(|| Error::invalid(path, format!("`{key}` is a {}, expected a list per actor", v.type_name())))
+}
+
+impl Pw3dSequence {
+    fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::invalid(path, format!("cannot read: {e}")))?;
+        let root = pickle::from_bytes(&bytes).map_err(|p| Error::invalid(path, p.0))?;
+        if !matches!(root, Value::Dict(_)) {
+            return Err(Error::invalid(path, format!("holds a {}, expected a 3DPW sequence dict", root.type_name())));
+        }
+        let cam_poses = array(field(&root, path, "cam_poses")?, path, "cam_poses", &[None, Some(4), Some(4)])?.clone();
+        let frames = cam_poses.shape[0];
+        let k = array(field(&root, path, "cam_intrinsics")?, path, "cam_intrinsics", &[Some(3), Some(3)])?;
+        let (fx, fy, cx, cy) = (k.data[0], k.data[4], k.data[2], k.data[5]);
+        if !(fx > 0.0 && fy > 0.0) {
+            return Err(Error::invalid(path, format!("cam_intrinsics has non-positive focal lengths ({fx}, {fy})")));
+        }
+        // 3DPW frames are 1080×1920 or 1920×1080, centred near the principal point.
+        let (w, h) = if cx < cy { (1080, 1920) } else { (1920, 1080) };
+        let intrinsics = Intrinsics {
+            focal_length_px: [fx, fy],
+            center_px: [cx, cy],
+            radial: [0.0; 3],
+            tangential: [0.0; 2],
+            width_px: w,
+            height_px: h,
+        };
+        let joints = per_actor(&root, path, "jointPositions")?;
+        let valid = per_actor(&root, path, "campose_valid")?;
+        if joints.len() != valid.len() {
+            return Err(Error::invalid(
+                path,
+                format!("{} actors in jointPositions, {} in campose_valid", joints.len(), valid.len()),
+            ));
+        }
+        let actors = joints
+            .iter()
+            .zip(valid)
+            .enumerate()
+            .map(|(i, (j, v))| {
+                let joints = array(j, path, &format!("jointPositions[{i}]"), &[Some(frames), Some(SMPL_JOINTS * 3)])?;
+                let valid = array(v, path, &format!("campose_valid[{i}]"), &[Some(frames)])?;
+                Ok(Actor { joints: joints.clone(), valid: valid.data.iter().map(|&x| x != 0.0).collect() })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { cam_poses, intrinsics, actors })
+    }
+}
+
+fn sequence_batch(job: &Job) -> Result<RecordBatch> {
+    let seq = Pw3dSequence::read(&job.path)?;
+    let frames = seq.cam_poses.shape[0];
+    let mut builder = SourceFrameBuilder::with_capacity(frames * seq.actors.len());
+    let (mut w, mut c, mut p) = (vec![0f32; 51], vec![0f32; 51], vec![0f32; 34]);
+    for (a, actor) in seq.actors.iter().enumerate() {
+        let subject = format!("{}/{a}", job.name);
+        for f in 0..frames {
+            let m = &seq.cam_poses.data[f * 16..(f + 1) * 16];
+            let rotation = Matrix3::new(m[0], m[1], m[2], m[4], m[5], m[6], m[8], m[9], m[10]);
+            let translation = Vector3::new(m[3], m[7], m[11]);
+            let smpl: Vec<Vector3<f64>> = actor.joints.data[f * 72..(f + 1) * 72]
+                .chunks_exact(3)
+                .map(|x| Vector3::new(x[0], x[1], x[2]))
+                .collect();
+            let world = map_weighted(&SMPL24_TO_H36M17, &smpl);
+            for (j, x) in world.iter().enumerate() {
+                let cam = (rotation * x + translation) * 1000.0;
+                let px = seq.intrinsics.project(&cam);
+                for k in 0..3 {
+                    w[3 * j + k] = (x[k] * 1000.0) as f32;
+                    c[3 * j + k] = cam[k] as f32;
+                }
+                p[2 * j] = px.x as f32;
+                p[2 * j + 1] = px.y as f32;
+            }
+            builder.push(&SourceFrameRow {
+                dataset: DATASET,
+                split: job.split,
+                subject: &subject,
+                action: &job.name,
+                sequence: &subject,
+                camera: CAMERA,
+                frame: f as u32,
+                fps: FPS,
+                joints_3d_world_mm: Some(&w),
+                joints_3d_camera_mm: &c,
+                joints_2d_px: &p,
+                joints_2d_source: TwoDSource::Projection,
+                detected_2d_px: None,
+                detected_2d_confidence: None,
+                detector: None,
+                valid: actor.valid[f],
+            })?;
+        }
+    }
+    Ok(builder.finish())
+}

@@ -1,0 +1,178 @@
+//! NumPy `.npy` arrays and `.npz` archives.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::array::{Array, DType};
+use crate::pickle::{self, Value};
+use crate::{problem, read_file, Error, Problem, Result};
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// The contents of a `.npy`: a numeric array, or an object array's pickle
+/// decoded (a 0-d object array, as `np.savez` writes a dict, is unwrapped).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Npy {
+    Array(Array),
+    Object(Value),
+}
+
+#[derive(Debug, PartialEq)]
+struct Header {
+    descr: String,
+    fortran_order: bool,
+    shape: Vec<usize>,
+}
+
+/// Decodes `.npy` bytes.
+pub fn parse(bytes: &[u8]) -> Result<Npy, Problem> {
+    if !bytes.starts_with(MAGIC) {
+        return Err(problem!("not a NumPy .npy array (bad magic)"));
+    }
+    let version = bytes.get(6..8).ok_or_else(|| problem!("truncated .npy header"))?;
+    let (len, start) = match version[0] {
+        1 => (usize::from(u16::from_le_bytes([bytes_at(bytes, 8)?, bytes_at(bytes, 9)?])), 10),
+        2 | 3 => {
+            let b = bytes.get(8..12).ok_or_else(|| problem!("truncated .npy header"))?;
+            (u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize, 12)
+        }
+        v => return Err(problem!(".npy format version {v}.{} is not supported", version[1])),
+    };
+    let header_bytes = bytes.get(start..start + len).ok_or_else(|| problem!("truncated .npy header"))?;
+    let text = std::str::from_utf8(header_bytes).map_err(|_| problem!(".npy header is not text"))?;
+    let header = parse_header(text)?;
+    let body = &bytes[start + len..];
+    let code = &header.descr[1.min(header.descr.len())..];
+    let order = header.descr.chars().next().unwrap_or('|');
+    if code == "O" {
+        let value = pickle::from_bytes(body)?;
+        return Ok(Npy::Object(value.unwrap_scalar_object()));
+    }
+    let dtype = DType::from_numpy(code).ok_or_else(|| problem!("unsupported .npy dtype {:?}", header.descr))?;
+    Ok(Npy::Array(Array::from_bytes(dtype, order == '>', header.shape, body, header.fortran_order)?))
+}
+
+fn bytes_at(bytes: &[u8], i: usize) -> Result<u8, Problem> {
+    bytes.get(i).copied().ok_or_else(|| problem!("truncated .npy header"))
+}
+
+/// Parses the Python dict literal of a `.npy` header, e.g.
+/// `{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }`.
+fn parse_header(text: &str) -> Result<Header, Problem> {
+    let bad = || problem!(".npy header is malformed: {:?}", text.trim());
+    let inner = text.trim().strip_prefix('{').and_then(|t| t.trim_end().strip_suffix('}')).ok_or_else(bad)?;
+    let field = |key: &str| -> Result<&str, Problem> {
+        let at = inner.find(&format!("'{key}':")).ok_or_else(|| problem!(".npy header lacks {key:?}"))?;
+        Ok(inner[at + key.len() + 3..].trim_start())
+    };
+    let descr = field("descr")?;
+    let descr = descr.strip_prefix('\'').and_then(|d| d.split('\'').next()).ok_or_else(|| {
+        problem!(".npy header: structured dtypes are not supported ({})", descr.split(',').next().unwrap_or(""))
+    })?;
+    let fortran = field("fortran_order")?;
+    let fortran_order = if fortran.starts_with("True") {
+        true
+    } else if fortran.starts_with("False") {
+        false
+    } else {
+        return Err(bad());
+    };
+    let shape = field("shape")?;
+    let shape = shape.strip_prefix('(').and_then(|s| s.split(')').next()).ok_or_else(bad)?;
+    let shape = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Header { descr: descr.to_string(), fortran_order, shape })
+}
+
+/// Reads a `.npy` file.
+pub fn read(path: &Path) -> Result<Npy> {
+    parse(&read_file(path)?).map_err(|p| p.at(path))
+}
+
+/// An open `.npz` archive.
+pub struct Npz {
+    path: PathBuf,
+    archive: zip::ZipArchive<std::fs::File>,
+}
+
+impl Npz {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).map_err(|source| Error::Io { path: path.into(), source })?;
+        let archive = zip::ZipArchive::new(file)
+            .map_err(|e| Error::malformed(path, format!("not a readable .npz (zip) archive: {e}")))?;
+        Ok(Self { path: path.into(), archive })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Array names (member names without `.npy`).
+    pub fn names(&self) -> Vec<String> {
+        self.archive.file_names().map(|n| n.strip_suffix(".npy").unwrap_or(n).to_string()).collect()
+    }
+
+    /// Reads the array `name`; a missing name is an error listing those present.
+    pub fn get(&mut self, name: &str) -> Result<Npy> {
+        let member = format!("{name}.npy");
+        let mut names = self.names();
+        names.sort();
+        let mut entry = match self.archive.by_name(&member) {
+            Ok(entry) => entry,
+            Err(zip::result::ZipError::FileNotFound) => {
+                return Err(Error::malformed(&self.path, format!("has no array {name:?} (it holds {names:?})")))
+            }
+            Err(e) => return Err(Error::malformed(&self.path, format!("{member}: {e}"))),
+        };
+        // Bound the buffer by what the archive can hold, not by the claimed size alone.
+        let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 30));
+        entry
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::malformed(&self.path, format!("{member}: damaged or truncated archive member: {e}")))?;
+        parse(&bytes).map_err(|p| Error::malformed(&self.path, format!("{member}: {p}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn npy(header: &str, body: &[u8]) -> Vec<u8> {
+        let mut h = header.to_string();
+        while !(10 + h.len() + 1).is_multiple_of(64) {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut out = MAGIC.to_vec();
+        out.extend([1, 0]);
+        out.extend((h.len() as u16).to_le_bytes());
+        out.extend(h.as_bytes());
+        out.extend(body);
+        out
+    }
+
+    #[test]
+    fn header_variants() {
+        let h = parse_header("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }").unwrap();
+        assert_eq!(h, Header { descr: "<f4".into(), fortran_order: false, shape: vec![3, 4] });
+        assert_eq!(parse_header("{'descr': '|O', 'fortran_order': False, 'shape': (), }").unwrap().shape, vec![]);
+        assert_eq!(parse_header("{'descr': '<f8', 'fortran_order': True, 'shape': (5,), }").unwrap().shape, vec![5]);
+        assert!(parse_header("{'descr': [('x', '<f4')], 'fortran_order': False, 'shape': (5,), }").is_err());
+    }
+
+    #[test]
+    fn numeric_array_and_errors() {
+        let body: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", &body);
+        let Npy::Array(a) = parse(&bytes).unwrap() else { panic!("numeric") };
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.data[5], 6.0);
+        assert!(parse(&bytes[..bytes.len() - 1]).unwrap_err().0.contains("needs 24 bytes"));
+        assert!(parse(b"PK\x03\x04").unwrap_err().0.contains("bad magic"));
+        assert!(parse(&bytes[..12]).unwrap_err().0.contains("truncated"));
+    }
+}

@@ -1,0 +1,667 @@
+//! A restricted Python pickle decoder.
+//!
+//! Pose datasets ship as pickles: VideoPose3D's `.npz` files hold pickled
+//! dicts of NumPy arrays (protocol 3 with `numpy.core` globals from numpy < 2,
+//! protocol 4 with `numpy._core` from numpy ≥ 2), and 3DPW's sequence files
+//! are Python-2 pickles whose strings and array buffers are 8-bit `str`
+//! (read with `encoding='latin1'`, as users do in Python 3).
+//!
+//! Unlike `pickle.load`, this never runs code: the only globals accepted are
+//! the NumPy array/dtype/scalar constructors and `_codecs.encode`, and they
+//! are interpreted here. Anything else is an error naming the global.
+
+use crate::array::{element_count, Array, DType};
+use crate::{problem, Problem};
+
+/// A decoded Python value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// `str` (Python 3), or Python-2 `str` decoded as latin-1.
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    /// Keys in insertion order.
+    Dict(Vec<(Value, Value)>),
+    Set(Vec<Value>),
+    Array(Array),
+    /// An array of dtype `object`, e.g. the 0-d wrapper `np.savez` puts around a dict.
+    ObjectArray {
+        shape: Vec<usize>,
+        items: Vec<Value>,
+    },
+    DType(NumpyDType),
+    /// Intermediate values of the NumPy reconstruction protocol.
+    #[doc(hidden)]
+    Pending(Pending),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumpyDType {
+    /// Type code without byte order, e.g. `f8`, `O8`.
+    pub code: String,
+    pub big_endian: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Global(Global),
+    /// `_reconstruct(ndarray, (0,), b'b')`, waiting for its BUILD state.
+    EmptyArray,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Global {
+    Reconstruct,
+    NdArray,
+    DType,
+    Scalar,
+    CodecsEncode,
+}
+
+fn resolve_global(module: &str, name: &str) -> Result<Global, Problem> {
+    let numpy_core = matches!(module, "numpy.core.multiarray" | "numpy._core.multiarray");
+    Ok(match (module, name) {
+        (_, "_reconstruct") if numpy_core => Global::Reconstruct,
+        (_, "scalar") if numpy_core => Global::Scalar,
+        ("numpy", "ndarray") => Global::NdArray,
+        ("numpy", "dtype") => Global::DType,
+        ("_codecs", "encode") => Global::CodecsEncode,
+        _ => {
+            return Err(problem!(
+                "pickle refers to `{module}.{name}`; only NumPy arrays and plain Python data can be read"
+            ))
+        }
+    })
+}
+
+impl Value {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Bool(_) => "bool",
+            Self::Int(_) => "int",
+            Self::Float(_) => "float",
+            Self::Str(_) => "str",
+            Self::Bytes(_) => "bytes",
+            Self::List(_) => "list",
+            Self::Tuple(_) => "tuple",
+            Self::Dict(_) => "dict",
+            Self::Set(_) => "set",
+            Self::Array(_) => "ndarray",
+            Self::ObjectArray { .. } => "object ndarray",
+            Self::DType(_) => "dtype",
+            Self::Pending(_) => "incomplete object",
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Raw bytes: `bytes`, or a `str` whose characters are all below 256
+    /// (a Python-2 buffer read as latin-1 — the inverse is exact).
+    pub fn to_raw_bytes(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Bytes(b) => Some(b.clone()),
+            Self::Str(s) => s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect(),
+            _ => None,
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Self::Int(i) => Some(*i as f64),
+            Self::Float(f) => Some(*f),
+            Self::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        }
+    }
+
+    /// The items of a list or tuple.
+    pub fn as_seq(&self) -> Option<&[Value]> {
+        match self {
+            Self::List(v) | Self::Tuple(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Looks up a string key of a dict.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Self::Dict(items) => items.iter().find(|(k, _)| k.as_str() == Some(key)).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The string keys of a dict, in order.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Self::Dict(items) => items.iter().filter_map(|(k, _)| k.as_str()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A 0-d object array unwraps to its element (how `np.save` stores a dict).
+    pub fn unwrap_scalar_object(self) -> Value {
+        match self {
+            Self::ObjectArray { shape, mut items } if shape.is_empty() && items.len() == 1 => items.remove(0),
+            other => other,
+        }
+    }
+}
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    marks: Vec<usize>,
+    memo: std::collections::HashMap<u64, Value>,
+}
+
+/// Decodes one pickle; trailing bytes after STOP are ignored, as `pickle.loads` does.
+pub fn from_bytes(input: &[u8]) -> Result<Value, Problem> {
+    let mut m = Machine { input, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() };
+    m.run().map_err(|p| problem!("pickle: {p} (at byte {})", m.pos))
+}
+
+impl<'a> Machine<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Problem> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len());
+        let Some(end) = end else {
+            return Err(problem!("truncated: needs {n} more bytes, {} left", self.input.len() - self.pos));
+        };
+        let out = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, Problem> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn le<const N: usize>(&mut self) -> Result<[u8; N], Problem> {
+        Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+
+    fn len_u32(&mut self) -> Result<usize, Problem> {
+        Ok(u32::from_le_bytes(self.le()?) as usize)
+    }
+
+    fn len_u64(&mut self) -> Result<usize, Problem> {
+        usize::try_from(u64::from_le_bytes(self.le()?)).map_err(|_| problem!("length overflows"))
+    }
+
+    fn line(&mut self) -> Result<&'a str, Problem> {
+        let rest = &self.input[self.pos..];
+        let end = rest.iter().position(|&b| b == b'\n').ok_or_else(|| problem!("truncated: unterminated line"))?;
+        self.pos += end + 1;
+        std::str::from_utf8(&rest[..end]).map_err(|_| problem!("text opcode argument is not UTF-8"))
+    }
+
+    fn pop(&mut self) -> Result<Value, Problem> {
+        let floor = self.marks.last().copied().unwrap_or(0);
+        if self.stack.len() <= floor {
+            return Err(problem!("stack underflow"));
+        }
+        Ok(self.stack.pop().expect("checked"))
+    }
+
+    fn top(&mut self) -> Result<&mut Value, Problem> {
+        self.stack.last_mut().ok_or_else(|| problem!("stack underflow"))
+    }
+
+    fn pop_mark(&mut self) -> Result<Vec<Value>, Problem> {
+        let mark = self.marks.pop().ok_or_else(|| problem!("MARK expected"))?;
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn latin1(bytes: &[u8]) -> Value {
+        Value::Str(bytes.iter().map(|&b| char::from(b)).collect())
+    }
+
+    fn utf8(bytes: &[u8]) -> Result<Value, Problem> {
+        String::from_utf8(bytes.to_vec()).map(Value::Str).map_err(|_| problem!("str is not valid UTF-8"))
+    }
+
+    fn memo_get(&self, key: u64) -> Result<Value, Problem> {
+        self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))
+    }
+
+    fn memo_put(&mut self, key: u64) -> Result<(), Problem> {
+        let v = self.stack.last().ok_or_else(|| problem!("stack underflow"))?.clone();
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn run(&mut self) -> Result<Value, Problem> {
+        loop {
+            let op = self.u8()?;
+            match op {
+                b'.' => {
+                    // STOP
+                    let v = self.pop()?;
+                    if let Value::Pending(p) = &v {
+                        return Err(problem!("pickle ends with an unfinished object {p:?}"));
+                    }
+                    return Ok(v);
+                }
+                0x80 => {
+                    let proto = self.u8()?;
+                    if proto > 5 {
+                        return Err(problem!("unsupported pickle protocol {proto}"));
+                    }
+                }
+                0x95 => {
+                    self.le::<8>()?; // FRAME: a size hint only
+                }
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    if self.marks.last() == Some(&self.stack.len()) {
+                        self.marks.pop();
+                    } else {
+                        self.pop()?;
+                    }
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'I' => {
+                    let text = self.line()?;
+                    self.stack.push(match text {
+                        "01" => Value::Bool(true),
+                        "00" => Value::Bool(false),
+                        t => Value::Int(t.parse().map_err(|_| problem!("bad INT {t:?}"))?),
+                    });
+                }
+                b'L' => {
+                    let text = self.line()?.trim_end_matches('L');
+                    self.stack.push(Value::Int(text.parse().map_err(|_| problem!("unsupported LONG {text:?}"))?));
+                }
+                b'J' => {
+                    let v = i32::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(i64::from(v)));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(i64::from(v)));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(i64::from(v)));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a { usize::from(self.u8()?) } else { self.len_u32()? };
+                    let bytes = self.take(n)?;
+                    if n > 8 {
+                        return Err(problem!("integer of {n} bytes is too large"));
+                    }
+                    let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
+                    buf[..n].copy_from_slice(bytes);
+                    self.stack.push(Value::Int(i64::from_le_bytes(buf)));
+                }
+                b'F' => {
+                    let text = self.line()?;
+                    self.stack.push(Value::Float(text.parse().map_err(|_| problem!("bad FLOAT {text:?}"))?));
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.le()?);
+                    self.stack.push(Value::Float(v));
+                }
+                b'U' => {
+                    let n = usize::from(self.u8()?);
+                    let b = self.take(n)?;
+                    self.stack.push(Self::latin1(b));
+                }
+                b'T' => {
+                    let n = self.len_u32()?;
+                    let b = self.take(n)?;
+                    self.stack.push(Self::latin1(b));
+                }
+                b'S' => {
+                    let text = self.line()?;
+                    let inner = text
+                        .strip_prefix('\'')
+                        .and_then(|t| t.strip_suffix('\''))
+                        .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
+                        .ok_or_else(|| problem!("bad STRING {text:?}"))?;
+                    if inner.contains('\\') {
+                        return Err(problem!("escaped protocol-0 strings are not supported"));
+                    }
+                    self.stack.push(Value::Str(inner.to_string()));
+                }
+                b'V' => {
+                    let text = self.line()?;
+                    if text.contains('\\') {
+                        return Err(problem!("escaped protocol-0 unicode is not supported"));
+                    }
+                    self.stack.push(Value::Str(text.to_string()));
+                }
+                0x8c => {
+                    let n = usize::from(self.u8()?);
+                    let b = self.take(n)?;
+                    self.stack.push(Self::utf8(b)?);
+                }
+                b'X' => {
+                    let n = self.len_u32()?;
+                    let b = self.take(n)?;
+                    self.stack.push(Self::utf8(b)?);
+                }
+                0x8d => {
+                    let n = self.len_u64()?;
+                    let b = self.take(n)?;
+                    self.stack.push(Self::utf8(b)?);
+                }
+                b'C' => {
+                    let n = usize::from(self.u8()?);
+                    let b = self.take(n)?;
+                    self.stack.push(Value::Bytes(b.to_vec()));
+                }
+                b'B' => {
+                    let n = self.len_u32()?;
+                    let b = self.take(n)?;
+                    self.stack.push(Value::Bytes(b.to_vec()));
+                }
+                0x8e | 0x96 => {
+                    let n = self.len_u64()?;
+                    let b = self.take(n)?;
+                    self.stack.push(Value::Bytes(b.to_vec()));
+                }
+                b']' => self.stack.push(Value::List(Vec::new())),
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::List(items));
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    match self.top()? {
+                        Value::List(items) => items.push(v),
+                        other => return Err(problem!("APPEND to a {}", other.type_name())),
+                    }
+                }
+                b'e' => {
+                    let new = self.pop_mark()?;
+                    match self.top()? {
+                        Value::List(items) => items.extend(new),
+                        other => return Err(problem!("APPENDS to a {}", other.type_name())),
+                    }
+                }
+                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    let n = usize::from(op - 0x84);
+                    let floor = self.marks.last().copied().unwrap_or(0);
+                    if self.stack.len() < floor + n {
+                        return Err(problem!("stack underflow"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.stack.push(Value::Tuple(items));
+                }
+                b'}' => self.stack.push(Value::Dict(Vec::new())),
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let pairs = pairs(items)?;
+                    self.stack.push(Value::Dict(pairs));
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    match self.top()? {
+                        Value::Dict(items) => items.push((k, v)),
+                        other => return Err(problem!("SETITEM on a {}", other.type_name())),
+                    }
+                }
+                b'u' => {
+                    let items = pairs(self.pop_mark()?)?;
+                    match self.top()? {
+                        Value::Dict(d) => d.extend(items),
+                        other => return Err(problem!("SETITEMS on a {}", other.type_name())),
+                    }
+                }
+                0x8f => self.stack.push(Value::Set(Vec::new())),
+                0x90 => {
+                    let items = self.pop_mark()?;
+                    match self.top()? {
+                        Value::Set(s) => s.extend(items),
+                        other => return Err(problem!("ADDITEMS on a {}", other.type_name())),
+                    }
+                }
+                0x91 => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Set(items));
+                }
+                b'p' => {
+                    let key = self.line()?.parse().map_err(|_| problem!("bad PUT key"))?;
+                    self.memo_put(key)?;
+                }
+                b'q' => {
+                    let key = u64::from(self.u8()?);
+                    self.memo_put(key)?;
+                }
+                b'r' => {
+                    let key = u64::from(u32::from_le_bytes(self.le()?));
+                    self.memo_put(key)?;
+                }
+                0x94 => {
+                    let key = self.memo.len() as u64;
+                    self.memo_put(key)?;
+                }
+                b'g' => {
+                    let key = self.line()?.parse().map_err(|_| problem!("bad GET key"))?;
+                    let v = self.memo_get(key)?;
+                    self.stack.push(v);
+                }
+                b'h' => {
+                    let key = u64::from(self.u8()?);
+                    let v = self.memo_get(key)?;
+                    self.stack.push(v);
+                }
+                b'j' => {
+                    let key = u64::from(u32::from_le_bytes(self.le()?));
+                    let v = self.memo_get(key)?;
+                    self.stack.push(v);
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.stack.push(Value::Pending(Pending::Global(resolve_global(module, name)?)));
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    let (Some(module), Some(name)) = (module.as_str(), name.as_str()) else {
+                        return Err(problem!("STACK_GLOBAL needs two strings"));
+                    };
+                    self.stack.push(Value::Pending(Pending::Global(resolve_global(module, name)?)));
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let callable = self.pop()?;
+                    let v = reduce(callable, args)?;
+                    self.stack.push(v);
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    return Err(problem!("cannot create objects of {cls:?} with {}", args.type_name()));
+                }
+                b'b' => {
+                    let state = self.pop()?;
+                    let target = self.pop()?;
+                    let v = build(target, state)?;
+                    self.stack.push(v);
+                }
+                _ => return Err(problem!("unsupported opcode 0x{op:02x}")),
+            }
+        }
+    }
+}
+
+fn pairs(items: Vec<Value>) -> Result<Vec<(Value, Value)>, Problem> {
+    if !items.len().is_multiple_of(2) {
+        return Err(problem!("odd number of items for a dict"));
+    }
+    let mut it = items.into_iter();
+    let mut out = Vec::new();
+    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+        out.push((k, v));
+    }
+    Ok(out)
+}
+
+fn reduce(callable: Value, args: Value) -> Result<Value, Problem> {
+    let Value::Pending(Pending::Global(global)) = callable else {
+        return Err(problem!("REDUCE on a {}", callable.type_name()));
+    };
+    let args = match args {
+        Value::Tuple(a) => a,
+        other => return Err(problem!("REDUCE arguments are a {}", other.type_name())),
+    };
+    match (global, args.as_slice()) {
+        (Global::Reconstruct, [Value::Pending(Pending::Global(Global::NdArray)), ..]) => {
+            Ok(Value::Pending(Pending::EmptyArray))
+        }
+        (Global::DType, [code, ..]) => {
+            let code = code.as_str().ok_or_else(|| problem!("dtype code is a {}", code.type_name()))?;
+            Ok(Value::DType(NumpyDType { code: code.to_string(), big_endian: false }))
+        }
+        (Global::Scalar, [Value::DType(dtype), data]) => {
+            let bytes = data.to_raw_bytes().ok_or_else(|| problem!("scalar data is a {}", data.type_name()))?;
+            let t = numeric_dtype(dtype)?;
+            let a = Array::from_bytes(t, dtype.big_endian, vec![], &bytes, false)?;
+            Ok(match t {
+                DType::F32 | DType::F64 => Value::Float(a.data[0]),
+                DType::Bool => Value::Bool(a.data[0] != 0.0),
+                _ => Value::Int(a.data[0] as i64),
+            })
+        }
+        (Global::CodecsEncode, [Value::Str(s), Value::Str(enc)]) if enc == "latin1" || enc == "latin-1" => {
+            Value::Str(s.clone()).to_raw_bytes().map(Value::Bytes).ok_or_else(|| problem!("latin1 encoding fails"))
+        }
+        (g, a) => Err(problem!("unsupported call {g:?} with {} arguments", a.len())),
+    }
+}
+
+fn numeric_dtype(dtype: &NumpyDType) -> Result<DType, Problem> {
+    DType::from_numpy(&dtype.code).ok_or_else(|| problem!("unsupported NumPy dtype {:?}", dtype.code))
+}
+
+fn build(target: Value, state: Value) -> Result<Value, Problem> {
+    match (target, state) {
+        (Value::DType(mut dtype), Value::Tuple(state)) => {
+            // (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
+            match state.get(1).and_then(Value::as_str) {
+                Some(">") => dtype.big_endian = true,
+                Some("<" | "|" | "=") | None => {}
+                Some(other) => return Err(problem!("unknown dtype byte order {other:?}")),
+            }
+            if state.get(3).is_some_and(|names| *names != Value::None) {
+                return Err(problem!("structured NumPy dtypes are not supported"));
+            }
+            Ok(Value::DType(dtype))
+        }
+        (Value::Pending(Pending::EmptyArray), Value::Tuple(state)) => {
+            // (version, shape, dtype, is_fortran, data)
+            let [_, shape, Value::DType(dtype), fortran, data] = state.as_slice() else {
+                return Err(problem!("ndarray state has an unexpected layout"));
+            };
+            let shape: Vec<usize> = shape
+                .as_seq()
+                .ok_or_else(|| problem!("ndarray shape is a {}", shape.type_name()))?
+                .iter()
+                .map(|d| match d {
+                    Value::Int(n) => usize::try_from(*n).map_err(|_| problem!("negative array extent {n}")),
+                    other => Err(problem!("array extent is a {}", other.type_name())),
+                })
+                .collect::<Result<_, _>>()?;
+            let fortran = matches!(fortran, Value::Bool(true) | Value::Int(1));
+            if dtype.code.starts_with('O') {
+                let items = match data {
+                    Value::List(items) => items.clone(),
+                    other => return Err(problem!("object array data is a {}", other.type_name())),
+                };
+                if items.len() != element_count(&shape)? {
+                    return Err(problem!("object array of shape {shape:?} holds {} items", items.len()));
+                }
+                return Ok(Value::ObjectArray { shape, items });
+            }
+            let t = numeric_dtype(dtype)?;
+            let bytes = data.to_raw_bytes().ok_or_else(|| problem!("ndarray data is a {}", data.type_name()))?;
+            Ok(Value::Array(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?))
+        }
+        (target, state) => Err(problem!("cannot set state {} on a {}", state.type_name(), target.type_name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `pickle.dumps({'a': [1, 2.5, None], b'k': (True,)}, protocol=2)` and protocol 4,
+    // written by CPython 3.11.
+    const DICT_P2: &[u8] = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01]q\x02(K\x01G@\x04\x00\x00\x00\x00\x00\x00Ne\
+c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07\x88\x85q\x08u.";
+    const DICT_P4: &[u8] = b"\x80\x04\x95 \x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94]\x94(K\x01G@\x04\x00\x00\x00\x00\x00\x00NeC\x01k\x94\x88\x85\x94u.";
+
+    fn expected() -> Value {
+        Value::Dict(vec![
+            (Value::Str("a".into()), Value::List(vec![Value::Int(1), Value::Float(2.5), Value::None])),
+            (Value::Bytes(b"k".to_vec()), Value::Tuple(vec![Value::Bool(true)])),
+        ])
+    }
+
+    #[test]
+    fn plain_data_in_protocols_2_and_4() {
+        assert_eq!(from_bytes(DICT_P2).unwrap(), expected());
+        assert_eq!(from_bytes(DICT_P4).unwrap(), expected());
+    }
+
+    #[test]
+    fn python2_strings_are_latin1() {
+        // Python 2: pickle.dumps({'caf\xe9': 'x'}, 2)
+        let v = from_bytes(b"\x80\x02}q\x00U\x04caf\xe9q\x01U\x01xq\x02s.").unwrap();
+        assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("x".into())));
+        assert_eq!(v.get("caf\u{e9}").unwrap().to_raw_bytes(), Some(b"x".to_vec()));
+    }
+
+    #[test]
+    fn foreign_globals_and_truncation_are_refused() {
+        let err = from_bytes(b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.").unwrap_err();
+        assert!(err.0.contains("`os.system`"), "{err}");
+        let err = from_bytes(&DICT_P4[..20]).unwrap_err();
+        assert!(err.0.contains("truncated"), "{err}");
+        assert!(from_bytes(b"").is_err());
+        assert!(from_bytes(b"\x80\x02e.").is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = from_bytes(&bytes);
+        }
+
+        #[test]
+        fn mutated_pickles_never_panic(pos in 0usize..DICT_P2.len(), byte in proptest::num::u8::ANY) {
+            let mut bytes = DICT_P2.to_vec();
+            bytes[pos] = byte;
+            let _ = from_bytes(&bytes);
+        }
+    }
+}
