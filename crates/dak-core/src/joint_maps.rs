@@ -54,6 +54,48 @@ pub const SMPL24_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
 
 pub const SMPL_JOINTS: usize = 24;
 
+/// OpenPose COCO-18 keypoints (nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb,
+/// l_wri, r_hip, r_knee, r_ank, l_hip, l_knee, l_ank, r_eye, l_eye, r_ear,
+/// l_ear) → ours. Approximations: pelvis = mid-hips; spine = halfway between
+/// mid-hips and neck; thorax = OpenPose neck; neck/nose = nose; head = mid-ears.
+/// Detector hips sit lower and wider than mocap hip centres, and mid-ears is
+/// below the Human3.6M head joint, so 2D from detectors carries that offset.
+pub const OPENPOSE18_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
+    &[(8, 0.5), (11, 0.5)],
+    &[(8, 1.0)],
+    &[(9, 1.0)],
+    &[(10, 1.0)],
+    &[(11, 1.0)],
+    &[(12, 1.0)],
+    &[(13, 1.0)],
+    &[(8, 0.25), (11, 0.25), (1, 0.5)],
+    &[(1, 1.0)],
+    &[(0, 1.0)],
+    &[(16, 0.5), (17, 0.5)],
+    &[(5, 1.0)],
+    &[(6, 1.0)],
+    &[(7, 1.0)],
+    &[(2, 1.0)],
+    &[(3, 1.0)],
+    &[(4, 1.0)],
+];
+
+pub const OPENPOSE_JOINTS: usize = 18;
+
+/// Maps detected 2D keypoints with confidences; a derived joint is as
+/// confident as its least confident source.
+pub fn map_keypoints(
+    map: &[&[(usize, f64)]; NUM_JOINTS],
+    xy: &[[f64; 2]],
+    confidence: &[f64],
+) -> ([[f64; 2]; NUM_JOINTS], [f64; NUM_JOINTS]) {
+    let points = std::array::from_fn(|i| {
+        map[i].iter().fold([0.0, 0.0], |acc, &(j, w)| [acc[0] + w * xy[j][0], acc[1] + w * xy[j][1]])
+    });
+    let conf = std::array::from_fn(|i| map[i].iter().map(|&(j, _)| confidence[j]).fold(f64::INFINITY, f64::min));
+    (points, conf)
+}
+
 /// Applies a weighted joint map to one pose.
 pub fn map_weighted(map: &[&[(usize, f64)]; NUM_JOINTS], joints: &[Vector3<f64>]) -> [Vector3<f64>; NUM_JOINTS] {
     std::array::from_fn(|i| map[i].iter().map(|&(j, w)| joints[j] * w).sum())
@@ -90,6 +132,19 @@ mod tests {
         for &j in &RIGHT_JOINTS {
             assert!(!smpl_left.contains(&SMPL24_TO_H36M17[j][0].0), "our right joint {j}");
         }
+    }
+
+    #[test]
+    fn openpose_rows_sum_to_one_and_confidence_is_the_weakest_source() {
+        for row in OPENPOSE18_TO_H36M17 {
+            assert!((row.iter().map(|(_, w)| w).sum::<f64>() - 1.0).abs() < 1e-12);
+        }
+        let xy: Vec<[f64; 2]> = (0..OPENPOSE_JOINTS).map(|j| [j as f64, 1.0]).collect();
+        let mut conf = vec![0.9; OPENPOSE_JOINTS];
+        conf[11] = 0.2;
+        let (p, c) = map_keypoints(&OPENPOSE18_TO_H36M17, &xy, &conf);
+        assert_eq!(p[0], [9.5, 1.0], "pelvis between hips 8 and 11");
+        assert_eq!((c[0], c[1], c[4]), (0.2, 0.9, 0.2));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use dak_core::camera::Camera;
 use dak_core::joint_maps::H36M32_KEPT;
@@ -97,7 +98,7 @@ fn checked(array: &Array, path: &Path, what: &str, pattern: &[Option<usize>]) ->
 }
 
 /// `positions_3d`: subject → action → (N, 32, 3) metres.
-fn read_3d(path: &Path) -> Result<BTreeMap<(u32, String), ByAction<Array>>> {
+fn read_3d(path: &Path) -> Result<BTreeMap<(u32, String), ByAction<Arc<Array>>>> {
     let mut npz = Npz::open(path)?;
     let root = object_member(&mut npz, "positions_3d")?;
     let mut out = BTreeMap::new();
@@ -117,7 +118,7 @@ fn read_3d(path: &Path) -> Result<BTreeMap<(u32, String), ByAction<Array>>> {
 }
 
 /// `positions_2d`: subject → action → one (N, 17, 2) pixel array per camera.
-fn read_2d(path: &Path) -> Result<BTreeMap<String, ByAction<Vec<Array>>>> {
+fn read_2d(path: &Path) -> Result<BTreeMap<String, ByAction<Vec<Arc<Array>>>>> {
     let mut npz = Npz::open(path)?;
     let root = object_member(&mut npz, "positions_2d")?;
     let cameras = h36m_cameras::camera_ids().len();
@@ -155,7 +156,7 @@ fn read_2d(path: &Path) -> Result<BTreeMap<String, ByAction<Vec<Array>>>> {
 pub struct Sequence {
     subject: String,
     action: String,
-    world_m: Array,
+    world_m: Arc<Array>,
     cameras: Vec<Camera>,
     gt: Option<Vec<Array>>,
     cpn: Option<Vec<Array>>,
@@ -163,7 +164,7 @@ pub struct Sequence {
 
 /// Trims 2D views to the mocap length; a shorter 2D sequence is an error.
 fn take_views(
-    source: &mut Option<BTreeMap<String, ByAction<Vec<Array>>>>,
+    source: &mut Option<BTreeMap<String, ByAction<Vec<Arc<Array>>>>>,
     path: &Path,
     subject: &str,
     action: &str,
@@ -174,7 +175,9 @@ fn take_views(
         return Ok(None);
     };
     let mut out = Vec::with_capacity(views.len());
-    for (k, mut view) in views.into_iter().enumerate() {
+    for (k, view) in views.into_iter().enumerate() {
+        // The pickle's memo is gone by now, so this takes the array without a copy.
+        let mut view = Arc::unwrap_or_clone(view);
         let n2d = view.shape[0];
         if n2d < frames {
             return Err(Error::invalid(

@@ -3,12 +3,16 @@
 //! joint positions (world, metres) are moved into the moving phone camera
 //! with the per-frame `cam_poses`, mapped to our 17 joints with
 //! [`SMPL24_TO_H36M17`] (see there for the bias this adds), and projected with
-//! `cam_intrinsics`. `campose_valid` becomes the per-frame `valid` flag.
+//! `cam_intrinsics`. `campose_valid` becomes the per-frame `valid` flag;
+//! the OpenPose `poses2d` become `detected_2d_px` via [`OPENPOSE18_TO_H36M17`].
 
 use std::path::{Path, PathBuf};
 
 use dak_core::camera::Intrinsics;
-use dak_core::joint_maps::{map_weighted, SMPL24_TO_H36M17, SMPL_JOINTS};
+use dak_core::joint_maps::{
+    map_keypoints, map_weighted, OPENPOSE18_TO_H36M17, OPENPOSE_JOINTS, SMPL24_TO_H36M17, SMPL_JOINTS,
+};
+use dak_core::skeleton::NUM_JOINTS;
 use dak_formats::pickle::{self, Value};
 use dak_formats::Array;
 use dak_io::{CameraRecord, RecordBatch, Reporter, SourceFrameBuilder, SourceFrameRow, TwoDSource};
@@ -21,6 +25,8 @@ pub const DATASET: &str = "3dpw";
 pub const FPS: f32 = 30.0;
 pub const SPLITS: [&str; 3] = ["train", "validation", "test"];
 pub const CAMERA: &str = "phone";
+/// 3DPW's `poses2d` are OpenPose detections.
+pub const DETECTOR: &str = "openpose";
 
 pub struct Job {
     split: &'static str,
@@ -83,6 +89,8 @@ pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<Convert
 struct Actor {
     /// (N, 72): SMPL-24 joints, world, metres.
     joints: Array,
+    /// (N, 3, 18): OpenPose x, y, confidence, where the file has them.
+    poses2d: Option<Array>,
     valid: Vec<bool>,
 }
 
@@ -102,7 +110,7 @@ fn array<'v>(value: &'v Value, path: &Path, what: &str, pattern: &[Option<usize>
         return Err(Error::invalid(path, format!("{what} is a {}, expected an array", value.type_name())));
     };
     a.expect_shape(what, pattern).and_then(|()| a.expect_finite(what)).map_err(|p| Error::invalid(path, p.0))?;
-    Ok(a)
+    Ok(&**a)
 }
 
 fn per_actor<'v>(root: &'v Value, path: &Path, key: &str) -> Result<&'v [Value]> {
@@ -142,6 +150,13 @@ impl Pw3dSequence {
                 format!("{} actors in jointPositions, {} in campose_valid", joints.len(), valid.len()),
             ));
         }
+        let poses2d = match root.get("poses2d") {
+            Some(_) => Some(per_actor(&root, path, "poses2d")?),
+            None => None,
+        };
+        if poses2d.is_some_and(|p| p.len() != joints.len()) {
+            return Err(Error::invalid(path, "poses2d and jointPositions have different actor counts"));
+        }
         let actors = joints
             .iter()
             .zip(valid)
@@ -149,7 +164,13 @@ impl Pw3dSequence {
             .map(|(i, (j, v))| {
                 let joints = array(j, path, &format!("jointPositions[{i}]"), &[Some(frames), Some(SMPL_JOINTS * 3)])?;
                 let valid = array(v, path, &format!("campose_valid[{i}]"), &[Some(frames)])?;
-                Ok(Actor { joints: joints.clone(), valid: valid.data.iter().map(|&x| x != 0.0).collect() })
+                let poses2d = poses2d
+                    .map(|p| {
+                        array(&p[i], path, &format!("poses2d[{i}]"), &[Some(frames), Some(3), Some(OPENPOSE_JOINTS)])
+                    })
+                    .transpose()?
+                    .cloned();
+                Ok(Actor { joints: joints.clone(), poses2d, valid: valid.data.iter().map(|&x| x != 0.0).collect() })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self { cam_poses, intrinsics, actors })
@@ -161,6 +182,7 @@ fn sequence_batch(job: &Job) -> Result<RecordBatch> {
     let frames = seq.cam_poses.shape[0];
     let mut builder = SourceFrameBuilder::with_capacity(frames * seq.actors.len());
     let (mut w, mut c, mut p) = (vec![0f32; 51], vec![0f32; 51], vec![0f32; 34]);
+    let (mut d, mut conf) = (vec![0f32; 34], vec![0f32; NUM_JOINTS]);
     for (a, actor) in seq.actors.iter().enumerate() {
         let subject = format!("{}/{a}", job.name);
         for f in 0..frames {
@@ -182,6 +204,17 @@ fn sequence_batch(job: &Job) -> Result<RecordBatch> {
                 p[2 * j] = px.x as f32;
                 p[2 * j + 1] = px.y as f32;
             }
+            if let Some(poses2d) = &actor.poses2d {
+                let m = &poses2d.data[f * 3 * OPENPOSE_JOINTS..(f + 1) * 3 * OPENPOSE_JOINTS];
+                let xy: Vec<[f64; 2]> = (0..OPENPOSE_JOINTS).map(|k| [m[k], m[OPENPOSE_JOINTS + k]]).collect();
+                let (points, confidence) = map_keypoints(&OPENPOSE18_TO_H36M17, &xy, &m[2 * OPENPOSE_JOINTS..]);
+                for j in 0..NUM_JOINTS {
+                    d[2 * j] = points[j][0] as f32;
+                    d[2 * j + 1] = points[j][1] as f32;
+                    conf[j] = confidence[j].clamp(0.0, 1.0) as f32;
+                }
+            }
+            let detected = actor.poses2d.is_some();
             builder.push(&SourceFrameRow {
                 dataset: DATASET,
                 split: job.split,
@@ -195,9 +228,9 @@ fn sequence_batch(job: &Job) -> Result<RecordBatch> {
                 joints_3d_camera_mm: &c,
                 joints_2d_px: &p,
                 joints_2d_source: TwoDSource::Projection,
-                detected_2d_px: None,
-                detected_2d_confidence: None,
-                detector: None,
+                detected_2d_px: detected.then_some(&d[..]),
+                detected_2d_confidence: detected.then_some(&conf[..]),
+                detector: detected.then_some(DETECTOR),
                 valid: actor.valid[f],
             })?;
         }

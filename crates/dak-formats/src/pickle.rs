@@ -10,6 +10,9 @@
 //! the NumPy array/dtype/scalar constructors and `_codecs.encode`, and they
 //! are interpreted here. Anything else is an error naming the global.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use crate::array::{element_count, Array, DType};
 use crate::{problem, Problem};
 
@@ -22,13 +25,14 @@ pub enum Value {
     Float(f64),
     /// `str` (Python 3), or Python-2 `str` decoded as latin-1.
     Str(String),
-    Bytes(Vec<u8>),
+    /// Shared, so that the memo and the stack hold large buffers once.
+    Bytes(Arc<[u8]>),
     List(Vec<Value>),
     Tuple(Vec<Value>),
     /// Keys in insertion order.
     Dict(Vec<(Value, Value)>),
     Set(Vec<Value>),
-    Array(Array),
+    Array(Arc<Array>),
     /// An array of dtype `object`, e.g. the 0-d wrapper `np.savez` puts around a dict.
     ObjectArray {
         shape: Vec<usize>,
@@ -108,10 +112,12 @@ impl Value {
 
     /// Raw bytes: `bytes`, or a `str` whose characters are all below 256
     /// (a Python-2 buffer read as latin-1 — the inverse is exact).
-    pub fn to_raw_bytes(&self) -> Option<Vec<u8>> {
+    pub fn to_raw_bytes(&self) -> Option<Cow<'_, [u8]>> {
         match self {
-            Self::Bytes(b) => Some(b.clone()),
-            Self::Str(s) => s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect(),
+            Self::Bytes(b) => Some(Cow::Borrowed(b)),
+            Self::Str(s) => {
+                s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>().map(Cow::Owned)
+            }
             _ => None,
         }
     }
@@ -369,17 +375,17 @@ impl<'a> Machine<'a> {
                 b'C' => {
                     let n = usize::from(self.u8()?);
                     let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.to_vec()));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
                 b'B' => {
                     let n = self.len_u32()?;
                     let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.to_vec()));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
                 0x8e | 0x96 => {
                     let n = self.len_u64()?;
                     let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.to_vec()));
+                    self.stack.push(Value::Bytes(b.into()));
                 }
                 b']' => self.stack.push(Value::List(Vec::new())),
                 b'l' => {
@@ -553,7 +559,8 @@ fn reduce(callable: Value, args: Value) -> Result<Value, Problem> {
             })
         }
         (Global::CodecsEncode, [Value::Str(s), Value::Str(enc)]) if enc == "latin1" || enc == "latin-1" => {
-            Value::Str(s.clone()).to_raw_bytes().map(Value::Bytes).ok_or_else(|| problem!("latin1 encoding fails"))
+            let bytes = Value::Str(s.clone()).to_raw_bytes().map(|b| Value::Bytes(b.into()));
+            bytes.ok_or_else(|| problem!("latin1 encoding fails"))
         }
         (g, a) => Err(problem!("unsupported call {g:?} with {} arguments", a.len())),
     }
@@ -604,7 +611,7 @@ fn build(target: Value, state: Value) -> Result<Value, Problem> {
             }
             let t = numeric_dtype(dtype)?;
             let bytes = data.to_raw_bytes().ok_or_else(|| problem!("ndarray data is a {}", data.type_name()))?;
-            Ok(Value::Array(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?))
+            Ok(Value::Array(Arc::new(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?)))
         }
         (target, state) => Err(problem!("cannot set state {} on a {}", state.type_name(), target.type_name())),
     }
@@ -623,7 +630,7 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
     fn expected() -> Value {
         Value::Dict(vec![
             (Value::Str("a".into()), Value::List(vec![Value::Int(1), Value::Float(2.5), Value::None])),
-            (Value::Bytes(b"k".to_vec()), Value::Tuple(vec![Value::Bool(true)])),
+            (Value::Bytes(b"k".as_slice().into()), Value::Tuple(vec![Value::Bool(true)])),
         ])
     }
 
@@ -638,7 +645,7 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         // Python 2: pickle.dumps({'caf\xe9': 'x'}, 2)
         let v = from_bytes(b"\x80\x02}q\x00U\x04caf\xe9q\x01U\x01xq\x02s.").unwrap();
         assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("x".into())));
-        assert_eq!(v.get("caf\u{e9}").unwrap().to_raw_bytes(), Some(b"x".to_vec()));
+        assert_eq!(v.get("caf\u{e9}").unwrap().to_raw_bytes().as_deref(), Some(b"x".as_slice()));
     }
 
     #[test]
