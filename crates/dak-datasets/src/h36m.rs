@@ -64,6 +64,10 @@ pub fn split_of(subject: &str) -> &'static str {
 }
 
 type ByAction<T> = BTreeMap<String, T>;
+/// `positions_3d`, subjects keyed in numeric order.
+type Mocap = BTreeMap<(u32, String), ByAction<Arc<Array>>>;
+/// `positions_2d`: one array per camera.
+type Views = BTreeMap<String, ByAction<Vec<Arc<Array>>>>;
 
 /// Subject → action → value, with subjects in numeric order (S1, S5, …, S11).
 fn subject_order(subject: &str) -> (u32, String) {
@@ -98,7 +102,7 @@ fn checked(array: &Array, path: &Path, what: &str, pattern: &[Option<usize>]) ->
 }
 
 /// `positions_3d`: subject → action → (N, 32, 3) metres.
-fn read_3d(path: &Path) -> Result<BTreeMap<(u32, String), ByAction<Arc<Array>>>> {
+fn read_3d(path: &Path) -> Result<Mocap> {
     let mut npz = Npz::open(path)?;
     let root = object_member(&mut npz, "positions_3d")?;
     let mut out = BTreeMap::new();
@@ -118,7 +122,7 @@ fn read_3d(path: &Path) -> Result<BTreeMap<(u32, String), ByAction<Arc<Array>>>>
 }
 
 /// `positions_2d`: subject → action → one (N, 17, 2) pixel array per camera.
-fn read_2d(path: &Path) -> Result<BTreeMap<String, ByAction<Vec<Arc<Array>>>>> {
+fn read_2d(path: &Path) -> Result<Views> {
     let mut npz = Npz::open(path)?;
     let root = object_member(&mut npz, "positions_2d")?;
     let cameras = h36m_cameras::camera_ids().len();
@@ -164,7 +168,7 @@ pub struct Sequence {
 
 /// Trims 2D views to the mocap length; a shorter 2D sequence is an error.
 fn take_views(
-    source: &mut Option<BTreeMap<String, ByAction<Vec<Arc<Array>>>>>,
+    source: &mut Option<Views>,
     path: &Path,
     subject: &str,
     action: &str,
