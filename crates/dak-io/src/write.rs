@@ -47,7 +47,20 @@ impl WriterOptions {
     }
 
     fn properties(&self, table: Table) -> WriterProperties {
-        WriterProperties::builder()
+        // Dictionaries pay off for the repetitive string columns only; on
+        // coordinates they cost time and bytes (zstd does better alone).
+        let strings = table
+            .arrow_schema()
+            .fields()
+            .iter()
+            .filter(|f| matches!(f.data_type(), arrow::datatypes::DataType::Utf8))
+            .map(|f| parquet::schema::types::ColumnPath::from(f.name().as_str()))
+            .collect::<Vec<_>>();
+        strings
+            .into_iter()
+            .fold(WriterProperties::builder().set_dictionary_enabled(false), |b, c| {
+                b.set_column_dictionary_enabled(c, true)
+            })
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).unwrap_or_default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_created_by(format!("dak-pose {}", env!("CARGO_PKG_VERSION")))
