@@ -100,7 +100,7 @@ impl Conversion<'_> {
         reporter: &dyn Reporter,
         plan: impl FnOnce() -> Result<Plan<J>>,
         label: impl Fn(&J) -> String + Sync,
-        convert: impl Fn(&J) -> Result<Option<RecordBatch>> + Sync,
+        convert: impl Fn(&J) -> Result<RecordBatch> + Sync,
     ) -> Result<ConvertOutcome> {
         let inputs = fingerprint(&self.opts.data_dir, &self.inputs)?;
         let config = serde_json::json!({ "settings": self.settings, "inputs": inputs });
@@ -124,7 +124,7 @@ impl Conversion<'_> {
         let chunk = rayon::current_num_threads() * CHUNK_PER_THREAD;
         let mut rows = 0u64;
         for jobs in plan.jobs.chunks(chunk) {
-            let batches: Vec<Option<RecordBatch>> = jobs
+            let batches: Vec<RecordBatch> = jobs
                 .par_iter()
                 .map(|job| {
                     let batch = convert(job);
@@ -132,7 +132,7 @@ impl Conversion<'_> {
                     batch.map_err(|e| Error::Sequence { sequence: label(job), source: Box::new(e) })
                 })
                 .collect::<Result<_>>()?;
-            for batch in batches.iter().flatten() {
+            for batch in &batches {
                 rows += batch.num_rows() as u64;
                 writer.write(batch)?;
             }

@@ -7,7 +7,7 @@
 //! manifest; the 32 mocap joints are reduced to VideoPose3D's 17.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use dak_core::camera::Camera;
@@ -273,7 +273,7 @@ pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter
         }
         Ok(Plan { jobs, cameras, notes: serde_json::json!({ "trimmed_2d": trimmed, "skipped_2d_only": skipped }) })
     };
-    conversion.run(reporter, plan, |s| format!("{}/{}", s.subject, s.action), |s| sequence_batch(s).map(Some))
+    conversion.run(reporter, plan, |s| format!("{}/{}", s.subject, s.action), sequence_batch)
 }
 
 fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
@@ -332,9 +332,4 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
         }
     }
     Ok(builder.finish())
-}
-
-/// The files `convert` reads from a data directory, for `--help` and errors.
-pub fn expected_files(dir: &Path) -> Vec<PathBuf> {
-    [FILE_3D, FILE_2D_GT, FILE_2D_CPN].iter().map(|f| dir.join(f)).collect()
 }

@@ -159,7 +159,7 @@ pub fn parse_calibration(text: &str) -> std::result::Result<Vec<CalibratedCamera
 
 /// A unit of conversion.
 pub enum Job {
-    Train { subject: String, seq: String, annot: PathBuf, cameras: Vec<(usize, CalibratedCamera)> },
+    Train { subject: String, seq: String, annot: PathBuf },
     Test { sequence: String, annot: PathBuf },
 }
 
@@ -234,7 +234,6 @@ pub fn convert(opts: &ConvertOptions, settings: &Mpi3dhpSettings, reporter: &dyn
             let text = std::fs::read_to_string(&calib_path)
                 .map_err(|e| Error::invalid(&calib_path, format!("cannot read: {e}")))?;
             let all = parse_calibration(&text).map_err(|p| Error::invalid(&calib_path, p))?;
-            let mut cameras = Vec::new();
             for &c in &settings.cameras {
                 let cam = all.get(c).ok_or_else(|| {
                     Error::invalid(&calib_path, format!("has {} cameras; camera {c} was asked for", all.len()))
@@ -246,9 +245,8 @@ pub fn convert(opts: &ConvertOptions, settings: &Mpi3dhpSettings, reporter: &dyn
                     intrinsics: cam.intrinsics(),
                     extrinsics: Some(cam.extrinsics()),
                 });
-                cameras.push((c, cam.clone()));
             }
-            jobs.push(Job::Train { subject, seq, annot, cameras });
+            jobs.push(Job::Train { subject, seq, annot });
         }
         for (sequence, annot) in test {
             records.push(CameraRecord {
@@ -267,8 +265,8 @@ pub fn convert(opts: &ConvertOptions, settings: &Mpi3dhpSettings, reporter: &dyn
         Job::Test { sequence, .. } => sequence.clone(),
     };
     conversion.run(reporter, plan, label, |job| match job {
-        Job::Train { subject, seq, annot, cameras } => train_batch(settings, subject, seq, annot, cameras).map(Some),
-        Job::Test { sequence, annot } => test_batch(settings, sequence, annot).map(Some),
+        Job::Train { subject, seq, annot } => train_batch(settings, subject, seq, annot),
+        Job::Test { sequence, annot } => test_batch(settings, sequence, annot),
     })
 }
 
@@ -292,13 +290,7 @@ fn cell_views<'m>(file: &'m mat::MatFile, path: &Path, name: &str, width: usize)
         .collect()
 }
 
-fn train_batch(
-    settings: &Mpi3dhpSettings,
-    subject: &str,
-    seq: &str,
-    path: &Path,
-    cameras: &[(usize, CalibratedCamera)],
-) -> Result<RecordBatch> {
+fn train_batch(settings: &Mpi3dhpSettings, subject: &str, seq: &str, path: &Path) -> Result<RecordBatch> {
     let file = mat::read(path)?;
     let annot2 = cell_views(&file, path, "annot2", ANNOTATED_JOINTS * 2)?;
     let annot3 = cell_views(&file, path, "annot3", ANNOTATED_JOINTS * 3)?;
@@ -307,8 +299,9 @@ fn train_batch(
     let sequence = format!("{subject}/{seq}");
     let mut builder = SourceFrameBuilder::with_capacity(0);
     let (mut c3, mut p2) = (vec![0f32; 51], vec![0f32; 34]);
-    for (c, _) in cameras {
-        let (Some(a2), Some(a3)) = (annot2.get(*c), three_d.get(*c)) else {
+    for &c in &settings.cameras {
+        let camera = c.to_string();
+        let (Some(a2), Some(a3)) = (annot2.get(c), three_d.get(c)) else {
             return Err(Error::invalid(path, format!("has no annotation for camera {c}")));
         };
         let frames = a3.shape[0];
@@ -318,8 +311,7 @@ fn train_batch(
                 format!("camera {c}: annot2 has {} frames, annot3 {frames}", a2.shape[0]),
             ));
         }
-        for f in (0..frames).step_by(settings.stride) {
-            let (r3, r2) = (&a3.data[f * 84..(f + 1) * 84], &a2.data[f * 56..(f + 1) * 56]);
+        for (f, (r3, r2)) in a3.rows().zip(a2.rows()).enumerate().step_by(settings.stride) {
             for j in 0..NUM_JOINTS {
                 let src = mpi3dhp28_index(j);
                 c3[3 * j..3 * j + 3].iter_mut().zip(&r3[3 * src..3 * src + 3]).for_each(|(o, v)| *o = *v as f32);
@@ -334,7 +326,7 @@ fn train_batch(
                 subject,
                 action: seq,
                 sequence: &sequence,
-                camera: &c.to_string(),
+                camera: &camera,
                 // Subsampled frames stay a contiguous video at a lower rate.
                 frame: (f / settings.stride) as u32,
                 fps: TRAIN_FPS / settings.stride as f32,

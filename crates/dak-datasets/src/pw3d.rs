@@ -17,6 +17,7 @@ use dak_formats::pickle::{self, Value};
 use dak_formats::Array;
 use dak_io::{CameraRecord, RecordBatch, Reporter, SourceFrameBuilder, SourceFrameRow, TwoDSource};
 use nalgebra::{Matrix3, Vector3};
+use rayon::prelude::*;
 
 use crate::convert::{Conversion, ConvertOptions, ConvertOutcome, Plan};
 use crate::{Error, Result};
@@ -66,11 +67,14 @@ pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<Convert
         settings: serde_json::json!({ "subjects": opts.subjects, "splits": opts.splits }),
         inputs: jobs.iter().map(|j| j.path.clone()).collect(),
     };
-    // Intrinsics live inside the pickles; read them while planning.
-    let plan = || -> Result<Plan<Job>> {
+    // Intrinsics live inside the pickles: read each once, in parallel, while planning.
+    let plan = || -> Result<Plan<(Job, Pw3dSequence)>> {
+        let loaded: Vec<(Job, Pw3dSequence)> = jobs
+            .into_par_iter()
+            .map(|job| Pw3dSequence::read(&job.path).map(|seq| (job, seq)))
+            .collect::<Result<_>>()?;
         let mut cameras = Vec::new();
-        for job in &jobs {
-            let seq = Pw3dSequence::read(&job.path)?;
+        for (job, seq) in &loaded {
             for actor in 0..seq.actors.len() {
                 cameras.push(CameraRecord {
                     dataset: DATASET.into(),
@@ -81,9 +85,9 @@ pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<Convert
                 });
             }
         }
-        Ok(Plan { jobs, cameras, notes: serde_json::json!({}) })
+        Ok(Plan { jobs: loaded, cameras, notes: serde_json::json!({}) })
     };
-    conversion.run(reporter, plan, |j| j.name.clone(), |job| sequence_batch(job).map(Some))
+    conversion.run(reporter, plan, |(job, _)| job.name.clone(), |(job, seq)| sequence_batch(job, seq))
 }
 
 struct Actor {
@@ -177,8 +181,7 @@ impl Pw3dSequence {
     }
 }
 
-fn sequence_batch(job: &Job) -> Result<RecordBatch> {
-    let seq = Pw3dSequence::read(&job.path)?;
+fn sequence_batch(job: &Job, seq: &Pw3dSequence) -> Result<RecordBatch> {
     let frames = seq.cam_poses.shape[0];
     let mut builder = SourceFrameBuilder::with_capacity(frames * seq.actors.len());
     let (mut w, mut c, mut p) = (vec![0f32; 51], vec![0f32; 51], vec![0f32; 34]);
