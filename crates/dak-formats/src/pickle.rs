@@ -67,6 +67,11 @@ pub enum Global {
     CodecsEncode,
 }
 
+/// Latin-1 encoding; `None` if a character is beyond U+00FF.
+fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
 fn resolve_global(module: &str, name: &str) -> Result<Global, Problem> {
     let numpy_core = matches!(module, "numpy.core.multiarray" | "numpy._core.multiarray");
     Ok(match (module, name) {
@@ -115,9 +120,7 @@ impl Value {
     pub fn to_raw_bytes(&self) -> Option<Cow<'_, [u8]>> {
         match self {
             Self::Bytes(b) => Some(Cow::Borrowed(b)),
-            Self::Str(s) => {
-                s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>().map(Cow::Owned)
-            }
+            Self::Str(s) => latin1_bytes(s).map(Cow::Owned),
             _ => None,
         }
     }
@@ -559,8 +562,7 @@ fn reduce(callable: Value, args: Value) -> Result<Value, Problem> {
             })
         }
         (Global::CodecsEncode, [Value::Str(s), Value::Str(enc)]) if enc == "latin1" || enc == "latin-1" => {
-            let bytes = Value::Str(s.clone()).to_raw_bytes().map(|b| Value::Bytes(b.into()));
-            bytes.ok_or_else(|| problem!("latin1 encoding fails"))
+            latin1_bytes(s).map(|b| Value::Bytes(b.into())).ok_or_else(|| problem!("latin1 encoding fails"))
         }
         (g, a) => Err(problem!("unsupported call {g:?} with {} arguments", a.len())),
     }
