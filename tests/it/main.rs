@@ -1,5 +1,6 @@
 //! End-to-end tests: one binary, one module per area.
 
+mod augment;
 mod cli;
 mod convert;
 mod interop;

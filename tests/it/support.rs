@@ -16,6 +16,7 @@ pub fn workspace_root() -> PathBuf {
 pub fn binary(name: &str) -> PathBuf {
     match name {
         "dak-prep" => PathBuf::from(env!("CARGO_BIN_EXE_dak-prep")),
+        "dak-augment" => PathBuf::from(env!("CARGO_BIN_EXE_dak-augment")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -39,4 +40,16 @@ pub fn python() -> Option<PathBuf> {
     );
     eprintln!("skipping: no project Python at {} (run scripts/setup-python.sh)", candidate.display());
     None
+}
+
+/// The Parquet files of a directory, by name, with their bytes.
+pub fn parquet_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    files
 }

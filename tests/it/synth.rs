@@ -16,23 +16,16 @@ fn generate(config: &SynthConfig) -> tempfile::TempDir {
     dir
 }
 
-fn parquet_bytes(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn same_seed_gives_byte_identical_shards_other_seed_does_not() {
     let a = generate(&small(7));
     let b = generate(&small(7));
     let c = generate(&small(8));
-    let (fa, fb, fc) = (parquet_bytes(a.path()), parquet_bytes(b.path()), parquet_bytes(c.path()));
+    let (fa, fb, fc) = (
+        crate::support::parquet_files(a.path()),
+        crate::support::parquet_files(b.path()),
+        crate::support::parquet_files(c.path()),
+    );
     assert_eq!(fa.len(), 2, "one frames file and the camera table");
     assert!(fa == fb, "same seed must give identical bytes");
     assert!(fa[1].1 != fc[1].1, "another seed must change the data");
@@ -41,12 +34,12 @@ fn same_seed_gives_byte_identical_shards_other_seed_does_not() {
 #[test]
 fn rerun_is_a_no_op_and_a_changed_config_needs_force() {
     let dir = generate(&small(1));
-    let before = parquet_bytes(dir.path());
+    let before = crate::support::parquet_files(dir.path());
     let again = synth::generate(&small(1), dir.path(), false, vec![], &Silent).unwrap();
     assert!(!again.written);
     let err = synth::generate(&small(2), dir.path(), false, vec![], &Silent).unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
-    assert_eq!(parquet_bytes(dir.path()), before, "a refused run changes nothing");
+    assert_eq!(crate::support::parquet_files(dir.path()), before, "a refused run changes nothing");
     assert!(synth::generate(&small(2), dir.path(), true, vec![], &Silent).unwrap().written);
 }
 

@@ -24,7 +24,7 @@ pub struct SyntheticClip {
 
 /// What [`SyntheticWriter::open`] found.
 pub enum Opened {
-    Fresh(SyntheticWriter),
+    Fresh(Box<SyntheticWriter>),
     /// A finished output made with the same configuration.
     UpToDate(Manifest),
 }
@@ -56,14 +56,14 @@ impl SyntheticWriter {
             Prepared::Fresh(dir) => dir,
         };
         let writer = dir.writer(Table::SyntheticClips, "part");
-        Ok(Opened::Fresh(SyntheticWriter {
+        Ok(Opened::Fresh(Box::new(SyntheticWriter {
             dir,
             writer,
             builder: SyntheticClipBuilder::with_capacity(256),
             mode: mode.to_string(),
             config,
             batch_rows: 256,
-        }))
+        })))
     }
 
     pub fn path(&self) -> &Path {

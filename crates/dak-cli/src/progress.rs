@@ -18,6 +18,15 @@ impl Bars {
     }
 }
 
+impl Bars {
+    /// Replace the label of the current bar (e.g. with the latest loss).
+    pub fn message(&self, text: String) {
+        if let Some(bar) = self.bar.lock().expect("progress lock").as_ref() {
+            bar.set_message(text);
+        }
+    }
+}
+
 impl Reporter for Bars {
     fn start(&self, label: &str, total: u64) {
         let bar = ProgressBar::with_draw_target(

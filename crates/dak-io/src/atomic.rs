@@ -115,6 +115,11 @@ pub fn sha256_file(path: &Path) -> Result<(u64, String)> {
     Ok((bytes, hex(&hasher.finalize())))
 }
 
+/// SHA-256 of bytes in memory, as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,8 +1,9 @@
 //! DMA, the dynamic-prioritized motion augmentor (DESIGN.md §DMA): a
 //! stochastic motion predictor. A GRU encodes the reference clip; a latent
 //! code z picks one of many futures; a GRU decoder rolls out P frames as
-//! residual steps. Fitted with best-of-K (only the closest of K futures is
-//! pulled to the truth) plus a diversity term that pushes the K apart, so
+//! corrections to a constant-velocity extrapolation. Fitted with best-of-K
+//! (only the closest of K futures is pulled to the truth, the others
+//! lightly) plus a diversity term that pushes the K apart, so
 //! different z give different, plausible motions.
 
 use dak_augment::source::WindowSampler;
@@ -52,6 +53,12 @@ pub struct DmaFitSettings {
     pub diversity_weight: f64,
     /// α of exp(−d/α), d the mean joint distance between two futures (m).
     pub diversity_scale: f64,
+    /// Weight of the mean error of all K futures: keeps the ones best-of-K
+    /// does not pull from drifting off (diversity pushes them apart).
+    pub all_futures_weight: f64,
+    /// Weight of the excess jerk of the futures (with the reference's last
+    /// frames) over the truth's: keeps X_com smooth across the junction.
+    pub smoothness_weight: f64,
     pub seed: u64,
 }
 
@@ -61,9 +68,11 @@ impl Default for DmaFitSettings {
             steps: 1500,
             batch: 32,
             samples: 8,
-            learning_rate: 1e-3,
+            learning_rate: 5e-4,
             diversity_weight: 0.02,
-            diversity_scale: 0.05,
+            diversity_scale: 0.1,
+            all_futures_weight: 0.1,
+            smoothness_weight: 0.05,
             seed: 0,
         }
     }
@@ -102,7 +111,7 @@ impl Dma {
             &root / "head",
             h,
             POSE,
-            nn::LinearConfig { ws_init: nn::Init::Const(0.0), ..Default::default() },
+            nn::LinearConfig { ws_init: nn::Init::Const(0.0), bs_init: Some(nn::Init::Const(0.0)), bias: true },
         );
         Ok(Dma { config, device, vs, encoder, init, decoder, head })
     }
@@ -141,11 +150,17 @@ impl Dma {
         let h = encoded.0.select(0, 0);
         let state = nn::GRUState(self.init.forward(&Tensor::cat(&[h, z.shallow_clone()], 1)).tanh().unsqueeze(0));
         let mut state = state;
-        let mut pose = x.select(1, r - 1);
+        let last = x.select(1, r - 1);
+        // The decoder corrects a constant-velocity extrapolation (not an
+        // integrated velocity: Adam-sized weight steps would then grow
+        // quadratically over the horizon), so an untrained head already
+        // extrapolates sensibly and training learns the deviation.
+        let velocity = &last - x.select(1, r - 2);
+        let mut pose = last.shallow_clone();
         let mut out = Vec::with_capacity(self.config.predicted_frames);
-        for _ in 0..self.config.predicted_frames {
+        for k in 0..self.config.predicted_frames {
             state = self.decoder.step(&Tensor::cat(&[&pose, &z], 1), &state);
-            pose = &pose + self.head.forward(&state.0.select(0, 0));
+            pose = &last + &velocity * (k + 1) as f64 + self.head.forward(&state.0.select(0, 0));
             out.push(pose.shallow_clone());
         }
         let predicted = Tensor::stack(&out, 1).view([b, self.config.predicted_frames as i64, 17, 3]);
@@ -197,7 +212,19 @@ impl Dma {
                 Tensor::ones([k, k], (Kind::Float, self.device)) - Tensor::eye(k, (Kind::Float, self.device));
             let diversity = ((-distance / settings.diversity_scale).exp() * &off_diagonal).sum(Kind::Float)
                 / (off_diagonal.sum(Kind::Float) * b as f64);
-            let loss = &best + settings.diversity_weight * &diversity;
+            let tail = (reference.narrow(1, r as i64 - 3, 3) / 1000.0).unsqueeze(1);
+            let jerk = |x: &Tensor| {
+                let n = x.size()[2];
+                let d = |y: &Tensor, n: i64| y.narrow(2, 1, n - 1) - y.narrow(2, 0, n - 1);
+                d(&d(&d(x, n), n - 1), n - 2).square().mean(Kind::Float)
+            };
+            let with_tail = Tensor::cat(&[tail.expand([b, k, 3, 17, 3], false), predicted.shallow_clone()], 2);
+            let truth_jerk = jerk(&Tensor::cat(&[tail, truth.shallow_clone()], 2)).detach();
+            let smoothness = (jerk(&with_tail) / (truth_jerk + 1e-12) - 1.0).relu();
+            let loss = &best
+                + settings.all_futures_weight * error.mean(Kind::Float)
+                + settings.diversity_weight * &diversity
+                + settings.smoothness_weight * smoothness;
             opt.zero_grad();
             loss.backward();
             opt.clip_grad_norm(1.0);

@@ -80,9 +80,14 @@ fn sma_clips_keep_bone_lengths_and_start_at_the_reference() {
         // The last frame differs from the reference (BA + RT moved it).
         assert!((g.poses[26][13] - reference.poses[26][13]).norm() > 1.0);
     }
-    // Same ids, same clips; a different chunking does not change them.
+    // Same ids, same clips, whatever the chunking (up to float rounding of
+    // differently sized matrix products).
     let again = generator.generate(8..16).unwrap();
-    assert_eq!(again[0].poses, clips[8].poses);
+    for (a, b) in again[0].poses.iter().zip(&clips[8].poses) {
+        for j in 0..NUM_JOINTS {
+            assert!((a[j] - b[j]).norm() < 1e-2);
+        }
+    }
 }
 
 #[test]

@@ -1,3 +1,4 @@
+pub mod augment;
 pub mod convert;
 pub mod stats;
 pub mod synth;
