@@ -231,6 +231,19 @@ fn fit_writes_a_loadable_model_and_skips_when_up_to_date() {
     let model: serde_json::Value = serde_json::from_slice(&std::fs::read(sma.join("model.json")).unwrap()).unwrap();
     assert_eq!(model["kind"], "sma");
     assert_eq!(model["config"]["clip_frames"], 27);
+    // A PyTorch user loads the weights by name, with PyTorch's layouts.
+    if let Some(python) = crate::support::python() {
+        let script = "import sys\nfrom safetensors.torch import load_file\nw = load_file(sys.argv[1])\nprint(tuple(w['ba.0.weight'].shape), tuple(w['rt.2.weight'].shape))\nw = load_file(sys.argv[2])\nprint(tuple(w['decoder.weight_ih_l0'].shape))";
+        let out = std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(sma.join("weights.safetensors"))
+            .arg(f.root.join("dma").join("weights.safetensors"))
+            .output()
+            .unwrap();
+        let text = ok(&out);
+        // BA: pose (51) + noise (16) → hidden 32; RT: hidden → 6; decoder GRU: 3·32 × (51 + 32).
+        assert_eq!(text.trim(), "(32, 67) (6, 32)\n(96, 83)", "{text}");
+    }
     let before = std::fs::metadata(sma.join("weights.safetensors")).unwrap().modified().unwrap();
     let shards = f.root.join("demo");
     fit_tiny_sma(shards.to_str().unwrap(), &sma);

@@ -4,7 +4,7 @@
 //! bone keeps its direction in every frame.
 
 use dak_core::bones::{bone_lengths_and_directions, forward_kinematics};
-use dak_core::{LimbGroup, Pose3, NUM_JOINTS};
+use dak_core::{Intrinsics, LimbGroup, Pose3, NUM_JOINTS};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
@@ -139,6 +139,15 @@ impl StructureSample {
         let f = self.bone_factors();
         clip.iter().map(|p| apply_factors(p, &f)).collect()
     }
+
+    /// The pair (x_sa, X_sa) of DESIGN.md: the augmented clip (camera
+    /// coordinates, mm) and its projection through the clip's own camera
+    /// (T × 17 × 2 pixels).
+    pub fn apply_with_projection(&self, clip: &[Pose3], camera: &Intrinsics) -> (Vec<Pose3>, Vec<f32>) {
+        let augmented = self.apply_clip(clip);
+        let pixels = crate::projection::project_clip(camera, &augmented);
+        (augmented, pixels)
+    }
 }
 
 fn apply_factors(pose: &Pose3, factors: &[f64; NUM_JOINTS]) -> Pose3 {
@@ -226,6 +235,22 @@ mod tests {
         let out = s.apply_clip(&clip);
         for (p, q) in clip.iter().zip(&out) {
             assert_eq!(*q, s.apply(p));
+        }
+    }
+
+    #[test]
+    fn the_2d_of_a_pair_is_the_projection_of_its_3d() {
+        let clip: Vec<Pose3> = (0..3).map(pose).collect();
+        let camera = Intrinsics::pinhole(1100.0, 1000, 1000);
+        let s = StructureConfig::default().sample(&mut rand_chacha::ChaCha8Rng::seed_from_u64(8));
+        let (x3, x2) = s.apply_with_projection(&clip, &camera);
+        assert_eq!(x3, s.apply_clip(&clip));
+        for (f, p) in x3.iter().enumerate() {
+            for (j, joint) in p.iter().enumerate() {
+                let px = camera.project(joint);
+                let o = (f * NUM_JOINTS + j) * 2;
+                assert!((f64::from(x2[o]) - px.x).abs() < 1e-3 && (f64::from(x2[o + 1]) - px.y).abs() < 1e-3);
+            }
         }
     }
 

@@ -17,17 +17,7 @@ use crate::sma::{Sma, SmaConfig, SmaFitSettings};
 /// Demo motion seen by a level camera 4.5 m in front (world z up → camera y down).
 pub fn library(frames: usize) -> SourceLibrary {
     let config = SynthConfig { frames, ..SynthConfig::default() };
-    let subjects = synth::subjects(&config);
-    let mut sequences = Vec::new();
-    for (i, s) in subjects.iter().enumerate().take(2) {
-        for action in [Action::Walk, Action::Squat, Action::Wave] {
-            let poses: Vec<Pose3> = synth::sequence_world(&config, i, s, action)
-                .iter()
-                .map(|p| std::array::from_fn(|j| Vector3::new(p[j].x, -p[j].z + 900.0, p[j].y + 4500.0)))
-                .collect();
-            sequences.push((format!("{}/{action:?}", s.subject), poses));
-        }
-    }
+    let sequences = synth::level_camera_sequences(&config, 2, &[Action::Walk, Action::Squat, Action::Wave]);
     let camera = dak_io::CameraRecord {
         dataset: "memory".into(),
         subject: "S0".into(),

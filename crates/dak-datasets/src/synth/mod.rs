@@ -228,6 +228,24 @@ pub fn sequence_world(config: &SynthConfig, subject_index: usize, subject: &Subj
     (0..config.frames).map(|f| subject.body.pose(&motion.at(f as f64 / f64::from(config.fps)))).collect()
 }
 
+/// Demo motion of the first `subjects` subjects doing `actions`, seen by a
+/// level camera 4.5 m in front (world z up → camera y down), in memory:
+/// `("subject/action", camera-frame poses)`. For tests and benches that need
+/// plausible motion without writing shards.
+pub fn level_camera_sequences(config: &SynthConfig, subjects: usize, actions: &[Action]) -> Vec<(String, Vec<Pose3>)> {
+    let mut sequences = Vec::new();
+    for (i, s) in self::subjects(config).iter().enumerate().take(subjects) {
+        for &action in actions {
+            let poses = sequence_world(config, i, s, action)
+                .iter()
+                .map(|p| std::array::from_fn(|j| Vector3::new(p[j].x, -p[j].z + 900.0, p[j].y + 4500.0)))
+                .collect();
+            sequences.push((format!("{}/{action:?}", s.subject), poses));
+        }
+    }
+    sequences
+}
+
 /// What a synth run did.
 #[derive(Debug, Clone)]
 pub struct SynthOutcome {
