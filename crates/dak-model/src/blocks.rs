@@ -1,0 +1,77 @@
+//! Pre-norm transformer blocks with fused attention.
+
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// Multi-head self-attention over the second-to-last axis of `(N, S, C)`,
+/// with `scaled_dot_product_attention` (flash / memory-efficient kernels
+/// where the device has them).
+#[derive(Debug)]
+pub struct Attention {
+    qkv: nn::Linear,
+    proj: nn::Linear,
+    heads: i64,
+}
+
+impl Attention {
+    pub fn new(p: nn::Path, channels: i64, heads: i64) -> Self {
+        Attention {
+            qkv: nn::linear(&p / "qkv", channels, 3 * channels, Default::default()),
+            proj: nn::linear(&p / "proj", channels, channels, Default::default()),
+            heads,
+        }
+    }
+
+    pub fn forward(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
+        let (n, s, c) = x.size3().expect("attention input is (N, S, C)");
+        let qkv = self.qkv.forward(x).view([n, s, 3, self.heads, c / self.heads]).permute([2, 0, 3, 1, 4]);
+        let (q, k, v) = (qkv.get(0), qkv.get(1), qkv.get(2));
+        let p = if train { dropout } else { 0.0 };
+        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, None::<Tensor>, p, false, None, false);
+        self.proj.forward(&out.transpose(1, 2).reshape([n, s, c]))
+    }
+}
+
+/// LN → attention → residual; LN → MLP (GELU) → residual.
+#[derive(Debug)]
+pub struct Block {
+    norm1: nn::LayerNorm,
+    attention: Attention,
+    norm2: nn::LayerNorm,
+    fc1: nn::Linear,
+    fc2: nn::Linear,
+    dropout: f64,
+}
+
+impl Block {
+    pub fn new(p: nn::Path, channels: i64, heads: i64, mlp_ratio: i64, dropout: f64) -> Self {
+        Block {
+            norm1: nn::layer_norm(&p / "norm1", vec![channels], Default::default()),
+            attention: Attention::new(&p / "attn", channels, heads),
+            norm2: nn::layer_norm(&p / "norm2", vec![channels], Default::default()),
+            fc1: nn::linear(&p / "mlp" / "fc1", channels, mlp_ratio * channels, Default::default()),
+            fc2: nn::linear(&p / "mlp" / "fc2", mlp_ratio * channels, channels, Default::default()),
+            dropout,
+        }
+    }
+
+    /// `x`: `(N, S, C)`, attention over S.
+    pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let x = x + self.attention.forward(&self.norm1.forward(x), self.dropout, train).dropout(self.dropout, train);
+        let h = self.fc2.forward(&self.fc1.forward(&self.norm2.forward(&x)).gelu("none"));
+        &x + h.dropout(self.dropout, train)
+    }
+}
+
+/// Attention over joints: `(B, T, J, C)` viewed as `(B·T, J, C)`.
+pub fn over_joints(block: &Block, x: &Tensor, train: bool) -> Tensor {
+    let (b, t, j, c) = x.size4().expect("(B, T, J, C)");
+    block.forward(&x.reshape([b * t, j, c]), train).view([b, t, j, c])
+}
+
+/// Attention over frames: `(B, T, J, C)` viewed as `(B·J, T, C)`.
+pub fn over_frames(block: &Block, x: &Tensor, train: bool) -> Tensor {
+    let (b, t, j, c) = x.size4().expect("(B, T, J, C)");
+    let y = block.forward(&x.permute([0, 2, 1, 3]).reshape([b * j, t, c]), train);
+    y.view([b, j, t, c]).permute([0, 2, 1, 3])
+}

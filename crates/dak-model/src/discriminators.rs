@@ -1,0 +1,55 @@
+//! D_str and D_dyn: LSGAN critics on encoder features.
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::blocks::Block;
+
+/// D_str on structural features fused over time and joints: `(B, T, J, C)` → `(B,)`.
+#[derive(Debug)]
+pub struct StructuralDiscriminator {
+    mlp: nn::Sequential,
+}
+
+impl StructuralDiscriminator {
+    pub fn new(p: &nn::Path, channels: i64) -> Self {
+        let mlp = nn::seq()
+            .add(nn::linear(p / "fc1", channels, channels / 2, Default::default()))
+            .add_fn(|x| x.leaky_relu())
+            .add(nn::linear(p / "fc2", channels / 2, 1, Default::default()));
+        StructuralDiscriminator { mlp }
+    }
+
+    pub fn forward(&self, structural: &Tensor) -> Tensor {
+        let pooled = structural.mean_dim([1, 2].as_slice(), false, Kind::Float);
+        self.mlp.forward(&pooled).squeeze_dim(-1)
+    }
+}
+
+/// D_dyn: a one-block temporal transformer on dynamic features pooled over
+/// joints: `(B, T, J, C)` → `(B,)`.
+#[derive(Debug)]
+pub struct DynamicDiscriminator {
+    embed: nn::Linear,
+    pos: Tensor,
+    block: Block,
+    out: nn::Linear,
+}
+
+impl DynamicDiscriminator {
+    pub fn new(p: &nn::Path, channels: i64, frames: i64) -> Self {
+        let width = (channels / 2).max(8);
+        DynamicDiscriminator {
+            embed: nn::linear(p / "embed", channels, width, Default::default()),
+            pos: p.var("pos", &[1, frames, width], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
+            block: Block::new(p / "block", width, 4, 2, 0.0),
+            out: nn::linear(p / "out", width, 1, Default::default()),
+        }
+    }
+
+    pub fn forward(&self, dynamic: &Tensor, train: bool) -> Tensor {
+        let pooled = dynamic.mean_dim([2].as_slice(), false, Kind::Float);
+        let h = self.block.forward(&(self.embed.forward(&pooled) + &self.pos), train);
+        self.out.forward(&h.mean_dim([1].as_slice(), false, Kind::Float)).squeeze_dim(-1)
+    }
+}
