@@ -22,7 +22,7 @@ pub struct SourceFilter {
 }
 
 impl SourceFilter {
-    fn keeps(&self, dataset: &str, split: &str, subject: &str) -> bool {
+    pub fn keeps(&self, dataset: &str, split: &str, subject: &str) -> bool {
         let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         ok(&self.datasets, dataset) && ok(&self.splits, split) && ok(&self.subjects, subject)
     }

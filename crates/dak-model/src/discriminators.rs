@@ -1,7 +1,7 @@
 //! D_str and D_dyn: LSGAN critics on encoder features.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::blocks::Block;
 
@@ -21,7 +21,7 @@ impl StructuralDiscriminator {
     }
 
     pub fn forward(&self, structural: &Tensor) -> Tensor {
-        let pooled = structural.mean_dim([1, 2].as_slice(), false, Kind::Float);
+        let pooled = structural.mean_dim([1, 2].as_slice(), false, structural.kind());
         self.mlp.forward(&pooled).squeeze_dim(-1)
     }
 }
@@ -48,8 +48,8 @@ impl DynamicDiscriminator {
     }
 
     pub fn forward(&self, dynamic: &Tensor, train: bool) -> Tensor {
-        let pooled = dynamic.mean_dim([2].as_slice(), false, Kind::Float);
+        let pooled = dynamic.mean_dim([2].as_slice(), false, dynamic.kind());
         let h = self.block.forward(&(self.embed.forward(&pooled) + &self.pos), train);
-        self.out.forward(&h.mean_dim([1].as_slice(), false, Kind::Float)).squeeze_dim(-1)
+        self.out.forward(&h.mean_dim([1].as_slice(), false, h.kind())).squeeze_dim(-1)
     }
 }

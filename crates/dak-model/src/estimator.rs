@@ -1,7 +1,7 @@
 //! G: structural encoder, dynamic encoder, MixSTE-style decoder, head.
 
 use tch::nn::{self, Module};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::blocks::{over_frames, over_joints, Block};
 use crate::config::ModelConfig;
@@ -65,7 +65,7 @@ impl Estimator {
 
     /// 2D keypoints `(B, T, J, 2)` (normalised screen coordinates) to features.
     pub fn encode(&self, x: &Tensor, train: bool) -> Features {
-        let x = x.to_kind(Kind::Float);
+        let x = x.to_kind(self.kind());
         let mut s = self.structural_embed.forward(&x) + &self.structural_pos;
         for b in &self.structural_blocks {
             s = over_joints(b, &s, train);
@@ -89,6 +89,11 @@ impl Estimator {
         self.head.forward(&self.norm.forward(&x))
     }
 
+    /// The kind the weights (and so the activations) are in.
+    pub fn kind(&self) -> tch::Kind {
+        self.structural_embed.ws.kind()
+    }
+
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let f = self.encode(x, train);
         self.decode(&f.structural, &f.dynamic, train)
@@ -99,7 +104,7 @@ impl Estimator {
 mod tests {
     use super::*;
     use tch::nn::OptimizerConfig;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     fn tiny() -> ModelConfig {
         ModelConfig {

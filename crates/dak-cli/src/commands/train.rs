@@ -1,0 +1,386 @@
+//! `dak-train`: the DAK-Pose estimator from source and synthetic shards.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use dak_augment::source::{check_dirs, SourceFilter};
+use dak_io::Reporter;
+use dak_train::run::{self, RunObserver};
+use dak_train::{
+    checkpoint, Ablation, EpochRecord, Input2d, Losses, Precision, SyntheticSet, TrainConfig, TrainData, Trainer,
+    VideoSet,
+};
+
+use crate::progress::Bars;
+
+fn parse_ablation(name: &str) -> Result<Ablation, String> {
+    Ablation::ALL.into_iter().find(|a| a.name() == name).ok_or_else(|| {
+        let names: Vec<&str> = Ablation::ALL.iter().map(|a| a.name()).collect();
+        format!("unknown ablation `{name}`; one of {}", names.join(", "))
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PrecisionArg {
+    Fp32,
+    Bf16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Input2dArg {
+    /// The dataset's 2D annotation (or projection of its 3D).
+    Gt,
+    /// Detector 2D (CPN on Human3.6M).
+    Detected,
+}
+
+/// Flags override the `--config` file, which overrides the defaults
+/// (DESIGN.md: L=4, K=6, C=512, T=27, Adam lr 5e-5 ×0.99/epoch, batch 64,
+/// λ_pe 10, λ_fd 4, λ_dg 4, λ_str 1, λ_dyn 2, λ_grl 1, n_w 50).
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Source shard directories (from `dak-prep`); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub shards: Vec<PathBuf>,
+    /// Synthetic SMA clip shards (`dak-augment --mode sma`), for sa-* and full.
+    #[arg(long, value_delimiter = ',')]
+    pub sma: Vec<PathBuf>,
+    /// Synthetic DMA clip shards (`dak-augment --mode dma`), for da-* and full.
+    #[arg(long, value_delimiter = ',')]
+    pub dma: Vec<PathBuf>,
+    /// Run directory: config.json, metrics.jsonl, checkpoints, export/, curves.png.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Training configuration (TOML, the fields of the run's config.json).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Which row of paper Table 5 to train: baseline (L_pe only), sa-direct,
+    /// da-direct (synthetic pairs supervise G), sa-adg, da-adg (adversarial
+    /// alignment through G′ or G″), full [default: full].
+    #[arg(long, value_parser = parse_ablation)]
+    pub ablation: Option<Ablation>,
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate factor per epoch.
+    #[arg(long)]
+    pub lr_decay: Option<f64>,
+    /// Clip length T.
+    #[arg(long)]
+    pub frames: Option<usize>,
+    /// Feature width C.
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Encoder blocks L (both encoders together: L/2 each).
+    #[arg(long)]
+    pub encoder_layers: Option<usize>,
+    /// Decoder spatial→temporal block pairs K.
+    #[arg(long)]
+    pub decoder_layers: Option<usize>,
+    #[arg(long)]
+    pub heads: Option<usize>,
+    #[arg(long)]
+    pub dropout: Option<f64>,
+    #[arg(long)]
+    pub lambda_pe: Option<f64>,
+    #[arg(long)]
+    pub lambda_fd: Option<f64>,
+    #[arg(long)]
+    pub lambda_dg: Option<f64>,
+    #[arg(long)]
+    pub lambda_str: Option<f64>,
+    #[arg(long)]
+    pub lambda_dyn: Option<f64>,
+    /// Final gradient-reversal weight λ_grl.
+    #[arg(long)]
+    pub grl_lambda: Option<f64>,
+    /// Epochs of the linear GRL warm-up n_w.
+    #[arg(long)]
+    pub warmup_epochs: Option<f64>,
+    /// No horizontal-flip augmentation and no test-time flip averaging.
+    #[arg(long)]
+    pub no_flip: bool,
+    #[arg(long, value_enum)]
+    pub input_2d: Option<Input2dArg>,
+    /// Stride of training windows [default: T].
+    #[arg(long)]
+    pub stride: Option<usize>,
+    /// Training datasets (all when empty).
+    #[arg(long, value_delimiter = ',')]
+    pub train_dataset: Vec<String>,
+    /// Training splits [default: train].
+    #[arg(long, value_delimiter = ',')]
+    pub train_split: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub train_subjects: Vec<String>,
+    /// Held-out datasets evaluated every epoch (all when empty).
+    #[arg(long, value_delimiter = ',')]
+    pub eval_dataset: Vec<String>,
+    /// Held-out splits [default: test].
+    #[arg(long, value_delimiter = ',')]
+    pub eval_split: Vec<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub eval_subjects: Vec<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    #[arg(long, value_enum)]
+    pub precision: Option<PrecisionArg>,
+    /// Continue the run in --out from its last checkpoint (same configuration;
+    /// only --epochs may grow).
+    #[arg(long)]
+    pub resume: bool,
+    /// Start over in an --out that holds another run.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the parameter count of every module and exit.
+    #[arg(long)]
+    pub print_params: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => TrainConfig::default(),
+        };
+        let set = |dst: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut c.epochs, self.epochs);
+        set(&mut c.batch_size, self.batch_size);
+        set(&mut c.model.frames, self.frames);
+        set(&mut c.model.channels, self.channels);
+        set(&mut c.model.encoder_layers, self.encoder_layers);
+        set(&mut c.model.decoder_layers, self.decoder_layers);
+        set(&mut c.model.heads, self.heads);
+        let setf = |dst: &mut f64, v: Option<f64>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        setf(&mut c.learning_rate, self.lr);
+        setf(&mut c.lr_decay, self.lr_decay);
+        setf(&mut c.model.dropout, self.dropout);
+        setf(&mut c.losses.pe, self.lambda_pe);
+        setf(&mut c.losses.fd, self.lambda_fd);
+        setf(&mut c.losses.dg, self.lambda_dg);
+        setf(&mut c.losses.adv_str, self.lambda_str);
+        setf(&mut c.losses.adv_dyn, self.lambda_dyn);
+        setf(&mut c.grl.lambda_max, self.grl_lambda);
+        setf(&mut c.grl.warmup_epochs, self.warmup_epochs);
+        if let Some(a) = self.ablation {
+            c.ablation = a;
+        }
+        if let Some(p) = self.precision {
+            c.precision = match p {
+                PrecisionArg::Fp32 => Precision::Fp32,
+                PrecisionArg::Bf16 => Precision::Bf16,
+            };
+        }
+        if let Some(i) = self.input_2d {
+            c.input_2d = match i {
+                Input2dArg::Gt => Input2d::Gt,
+                Input2dArg::Detected => Input2d::Detected,
+            };
+        }
+        if self.no_flip {
+            c.flip = false;
+        }
+        if self.stride.is_some() {
+            c.stride = self.stride;
+        }
+        if let Some(s) = self.seed {
+            c.seed = s;
+        }
+        let filter = |dst: &mut SourceFilter, datasets: &[String], splits: &[String], subjects: &[String]| {
+            if !datasets.is_empty() {
+                dst.datasets = datasets.to_vec();
+            }
+            if !splits.is_empty() {
+                dst.splits = splits.to_vec();
+            }
+            if !subjects.is_empty() {
+                dst.subjects = subjects.to_vec();
+            }
+        };
+        filter(&mut c.train, &self.train_dataset, &self.train_split, &self.train_subjects);
+        filter(&mut c.eval, &self.eval_dataset, &self.eval_split, &self.eval_subjects);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+fn print_params(config: &TrainConfig) -> anyhow::Result<()> {
+    let nets = dak_train::nets::Nets::new(&config.model, config.ablation, Precision::Fp32, tch::Device::Cpu);
+    let mut text = format!(
+        "parameters (T={}, C={}, L={}, K={}, ablation {}):\n",
+        config.model.frames,
+        config.model.channels,
+        config.model.encoder_layers,
+        config.model.decoder_layers,
+        config.ablation.name()
+    );
+    for (name, n) in dak_model::parameter_counts(&nets.vs, 2) {
+        text.push_str(&format!("  {name:<24} {:>10.3} M\n", n as f64 / 1e6));
+    }
+    for (name, n) in dak_model::parameter_counts(&nets.vs, 1) {
+        text.push_str(&format!("{name:<26} {:>10.3} M\n", n as f64 / 1e6));
+    }
+    crate::print_stdout(&text)?;
+    Ok(())
+}
+
+struct Progress<'a> {
+    bars: &'a Bars,
+    quiet: bool,
+    epochs: usize,
+    last: Losses,
+}
+
+impl RunObserver for Progress<'_> {
+    fn epoch_started(&mut self, epoch: usize, steps: usize) {
+        self.bars.start(&format!("epoch {}/{}", epoch + 1, self.epochs), steps as u64);
+    }
+
+    fn step(&mut self, losses: &Losses, _samples: usize) {
+        self.last = *losses;
+        self.bars.advance(1);
+        self.bars.message(format!("loss {:.4}", losses.total));
+    }
+
+    fn epoch_finished(&mut self, r: &EpochRecord) {
+        self.bars.finish();
+        if self.quiet {
+            return;
+        }
+        let eval = r
+            .eval
+            .map_or(String::new(), |e| format!(", held-out MPJPE {:.1} mm P-MPJPE {:.1} mm", e.mpjpe_mm, e.p_mpjpe_mm));
+        tracing::info!(
+            "epoch {}: loss {:.4} (pe {:.4} fd {:.4} adv_str {:.4} adv_dyn {:.4}), λ_grl {:.3}, lr {:.2e}, {:.0} samples/s{eval}",
+            r.epoch + 1,
+            r.losses.total,
+            r.losses.pe,
+            r.losses.fd,
+            r.losses.adv_str,
+            r.losses.adv_dyn,
+            r.grl_lambda,
+            r.learning_rate,
+            r.samples_per_s
+        );
+    }
+}
+
+fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData> {
+    if args.shards.is_empty() {
+        bail!("--shards is required: source shard directories from dak-prep");
+    }
+    check_dirs(&args.shards)?;
+    let train = VideoSet::load(&args.shards, &config.train, config.input_2d)?;
+    let eval = VideoSet::load(&args.shards, &config.eval, config.input_2d)?;
+    let eval = (!eval.videos.is_empty()).then_some(eval);
+    if eval.is_none() {
+        tracing::warn!("no held-out frames pass {:?}: metrics.jsonl will have no errors", config.eval);
+    }
+    let synthetic = |dirs: &[PathBuf]| -> anyhow::Result<Option<SyntheticSet>> {
+        if dirs.is_empty() {
+            return Ok(None);
+        }
+        check_dirs(dirs)?;
+        Ok(Some(SyntheticSet::load(dirs, config.model.frames)?))
+    };
+    let data = TrainData {
+        sma: if config.ablation.uses_sma() { synthetic(&args.sma)? } else { None },
+        dma: if config.ablation.uses_dma() { synthetic(&args.dma)? } else { None },
+        train,
+        eval,
+    };
+    tracing::info!(
+        "training on {} frames in {} videos{}{}{}",
+        data.train.frames(),
+        data.train.videos.len(),
+        data.eval.as_ref().map_or(String::new(), |e| format!(", evaluating on {} frames", e.frames())),
+        data.sma.as_ref().map_or(String::new(), |s| format!(", {} SMA clips", s.len())),
+        data.dma.as_ref().map_or(String::new(), |s| format!(", {} DMA clips", s.len())),
+    );
+    Ok(data)
+}
+
+pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = dak_nn::parse_device(&args.device)?;
+    if args.print_params {
+        return print_params(&args.config()?);
+    }
+    let Some(out) = args.out.clone() else { bail!("--out is required: the run directory") };
+    let existing = out.join(checkpoint::CHECKPOINT_JSON).exists();
+    let config = if args.resume {
+        let (info, _) = checkpoint::read_info(&out)?;
+        let mut c = info.config;
+        if let Some(e) = args.epochs {
+            c.epochs = e;
+        }
+        c
+    } else {
+        if existing && !args.force {
+            bail!("{} holds a run already: --resume to continue it or --force to start over", out.display());
+        }
+        if existing {
+            clear_run(&out)?;
+        }
+        args.config()?
+    };
+    let data = load_data(&args, &config)?;
+    let mut trainer = Trainer::new(config, data, device)?;
+    if args.resume {
+        let info = checkpoint::restore(&mut trainer, &out)?;
+        tracing::info!("resuming {} after epoch {} (step {})", out.display(), info.epoch, info.global_step);
+    }
+    let bars = Bars::new(quiet);
+    let epochs = trainer.config.epochs;
+    let mut progress = Progress { bars: &bars, quiet, epochs, last: Losses::default() };
+    let records = run::train(&out, &mut trainer, &mut progress)?;
+    let export = checkpoint::export(&trainer, &run::export_dir(&out))?;
+    let all = run::read_metrics(&out)?;
+    let plot = out.join("curves.png");
+    dak_train::plot::write_curves(&plot, &all).with_context(|| format!("writing {}", plot.display()))?;
+    if !quiet {
+        let last = all.last().or(records.last());
+        let eval = last.and_then(|r| r.eval).map_or("no held-out split".to_string(), |e| {
+            format!("held-out MPJPE {:.1} mm, P-MPJPE {:.1} mm over {} frames", e.mpjpe_mm, e.p_mpjpe_mm, e.frames)
+        });
+        crate::print_stdout(&format!(
+            "dak-train {} ({} epochs): {eval}\n  run: {}\n  estimator: {}\n  curves: {}\n",
+            trainer.config.ablation.name(),
+            trainer.epoch,
+            out.display(),
+            export.display(),
+            plot.display()
+        ))?;
+    }
+    Ok(())
+}
+
+/// Remove what a previous run wrote (only files dak-train writes).
+fn clear_run(out: &Path) -> anyhow::Result<()> {
+    std::fs::remove_file(out.join(checkpoint::CHECKPOINT_JSON)).ok();
+    for entry in std::fs::read_dir(out)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("checkpoint-e") || name == run::METRICS || name == run::CONFIG || name == "curves.png" {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
+    std::fs::remove_dir_all(run::export_dir(out)).ok();
+    Ok(())
+}

@@ -1,0 +1,404 @@
+//! Training and evaluation data: videos of source shards and synthetic clips,
+//! cut into T-frame windows and batched as tensors.
+//!
+//! Conventions (VideoPose3D / MixSTE): network inputs are 2D in screen
+//! coordinates normalised by image width (x in [-1, 1], y keeping aspect);
+//! targets are root-relative 3D in metres; windows running past either end
+//! of a video repeat its edge frame.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use dak_augment::source::SourceFilter;
+use dak_core::{Intrinsics, NUM_JOINTS};
+use dak_io::{ShardSet, Table, Verify};
+use dak_nn::geometry::intrinsics_row;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+
+const J2: usize = NUM_JOINTS * 2;
+const J3: usize = NUM_JOINTS * 3;
+
+/// Which 2D of the source frames feeds the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Input2d {
+    /// `joints_2d_px`: the annotation or the projection of the 3D.
+    #[default]
+    Gt,
+    /// `detected_2d_px` (CPN on Human3.6M, noisy detections on the demo).
+    Detected,
+}
+
+/// Pixels to VideoPose3D screen coordinates: x/w·2 − 1, y/w·2 − h/w.
+pub fn normalize_px(px: &[f32], width: u32, height: u32, out: &mut Vec<f32>) {
+    let (w, h) = (width as f32, height as f32);
+    for p in px.chunks_exact(2) {
+        out.push(p[0] / w * 2.0 - 1.0);
+        out.push(p[1] / w * 2.0 - h / w);
+    }
+}
+
+/// One camera's view of one sequence, frames in order.
+#[derive(Debug, Clone)]
+pub struct Video {
+    pub dataset: String,
+    pub subject: String,
+    pub action: String,
+    pub sequence: String,
+    pub camera: String,
+    pub intrinsics: Intrinsics,
+    /// Normalised 2D, F × 17 × 2.
+    pub inputs: Vec<f32>,
+    /// Camera coordinates in mm, F × 17 × 3.
+    pub poses_mm: Vec<f32>,
+    pub valid: Vec<bool>,
+}
+
+impl Video {
+    pub fn len(&self) -> usize {
+        self.valid.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.valid.is_empty()
+    }
+}
+
+/// A window: `frames` consecutive frames of video `video` from `start`
+/// (possibly negative or past the end: edge padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub video: usize,
+    pub start: i64,
+}
+
+/// Videos of source shards that pass a filter.
+#[derive(Debug, Clone, Default)]
+pub struct VideoSet {
+    pub videos: Vec<Video>,
+    pub inputs: Vec<PathBuf>,
+}
+
+type VideoKey = (String, String, String, String);
+
+struct FrameRow {
+    frame: u32,
+    action: String,
+    input_px: Vec<f32>,
+    pose: [f32; J3],
+    valid: bool,
+}
+
+impl VideoSet {
+    pub fn load(dirs: &[PathBuf], filter: &SourceFilter, input: Input2d) -> Result<Self> {
+        let mut rows: BTreeMap<VideoKey, Vec<FrameRow>> = BTreeMap::new();
+        let mut cameras = BTreeMap::new();
+        for dir in dirs {
+            let set = ShardSet::open(dir, Verify::Sizes)?;
+            if set.table() != Some(Table::SourceFrames) {
+                return Err(Error::Data {
+                    path: dir.clone(),
+                    reason: format!("holds `{}` shards, not source frames", set.manifest().schema),
+                });
+            }
+            for c in set.cameras()? {
+                cameras.insert((c.dataset.clone(), c.subject.clone(), c.camera.clone()), c.intrinsics);
+            }
+            for batch in set.source_frames() {
+                let b = batch?;
+                for i in 0..b.len() {
+                    let (dataset, split, subject) = (b.dataset.value(i), b.split.value(i), b.subject.value(i));
+                    if !filter.keeps(dataset, split, subject) {
+                        continue;
+                    }
+                    let px = match input {
+                        Input2d::Gt => b.joints_2d_px(i),
+                        Input2d::Detected => b.detected_2d_px(i).ok_or_else(|| Error::Data {
+                            path: dir.clone(),
+                            reason: format!(
+                                "frame {} of {dataset} {subject} {} has no detected 2D; use --input-2d gt",
+                                b.frame.value(i),
+                                b.sequence.value(i)
+                            ),
+                        })?,
+                    };
+                    let key = (
+                        dataset.to_string(),
+                        subject.to_string(),
+                        b.sequence.value(i).to_string(),
+                        b.camera.value(i).to_string(),
+                    );
+                    rows.entry(key).or_default().push(FrameRow {
+                        frame: b.frame.value(i),
+                        action: b.action.value(i).to_string(),
+                        input_px: px.to_vec(),
+                        pose: b.joints_3d_camera_mm(i).try_into().expect("schema fixes 51 values"),
+                        valid: b.valid.value(i),
+                    });
+                }
+            }
+        }
+        let mut videos = Vec::with_capacity(rows.len());
+        for ((dataset, subject, sequence, camera), mut frames) in rows {
+            frames.sort_by_key(|r| r.frame);
+            let intrinsics =
+                *cameras.get(&(dataset.clone(), subject.clone(), camera.clone())).ok_or_else(|| Error::Data {
+                    path: dirs.first().cloned().unwrap_or_default(),
+                    reason: format!("no camera {camera} for {dataset} {subject} in the camera tables"),
+                })?;
+            let mut inputs = Vec::with_capacity(frames.len() * J2);
+            let mut poses_mm = Vec::with_capacity(frames.len() * J3);
+            for r in &frames {
+                normalize_px(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
+                poses_mm.extend_from_slice(&r.pose);
+            }
+            videos.push(Video {
+                dataset,
+                subject,
+                action: frames[0].action.clone(),
+                sequence,
+                camera,
+                intrinsics,
+                inputs,
+                poses_mm,
+                valid: frames.iter().map(|r| r.valid).collect(),
+            });
+        }
+        Ok(VideoSet { videos, inputs: dirs.to_vec() })
+    }
+
+    pub fn frames(&self) -> usize {
+        self.videos.iter().map(Video::len).sum()
+    }
+
+    /// Windows tiling every video with stride `stride` (the last may run
+    /// past the end and is padded).
+    pub fn windows(&self, stride: usize) -> Vec<Window> {
+        let mut out = Vec::new();
+        for (v, video) in self.videos.iter().enumerate() {
+            let mut start = 0;
+            while start < video.len() {
+                out.push(Window { video: v, start: start as i64 });
+                start += stride.max(1);
+            }
+        }
+        out
+    }
+
+    /// Stack windows into a batch.
+    pub fn batch(&self, windows: &[Window], frames: usize, device: Device) -> Batch {
+        let n = windows.len();
+        let mut x = Vec::with_capacity(n * frames * J2);
+        let mut pose = Vec::with_capacity(n * frames * J3);
+        let mut valid = Vec::with_capacity(n * frames);
+        let mut cams = Vec::with_capacity(n * 9);
+        let mut screens = Vec::with_capacity(n * 2);
+        for w in windows {
+            let video = &self.videos[w.video];
+            for t in 0..frames as i64 {
+                let f = (w.start + t).clamp(0, video.len() as i64 - 1) as usize;
+                x.extend_from_slice(&video.inputs[f * J2..(f + 1) * J2]);
+                pose.extend_from_slice(&video.poses_mm[f * J3..(f + 1) * J3]);
+                // Padding frames repeat an edge: they carry no loss or metric.
+                let inside = (0..video.len() as i64).contains(&(w.start + t));
+                valid.push(if video.valid[f] && inside { 1.0f32 } else { 0.0 });
+            }
+            cams.extend(intrinsics_row(&video.intrinsics));
+            screens.extend([f64::from(video.intrinsics.width_px), f64::from(video.intrinsics.height_px)]);
+        }
+        Batch::new(&x, &pose, &valid, &cams, &screens, n, frames, device)
+    }
+}
+
+/// A batch on the training device.
+#[derive(Debug)]
+pub struct Batch {
+    /// Normalised 2D `(B, T, 17, 2)`.
+    pub x: Tensor,
+    /// Camera coordinates in mm `(B, T, 17, 3)`, f32.
+    pub pose_mm: Tensor,
+    /// 1 where a frame counts in losses and metrics `(B, T)`.
+    pub valid: Tensor,
+    /// Intrinsics rows `(B, 9)`, f64 (for projection of augmented poses).
+    pub intrinsics: Tensor,
+    /// Image width and height `(B, 2)`, f64.
+    pub screen: Tensor,
+}
+
+impl Batch {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        x: &[f32],
+        pose: &[f32],
+        valid: &[f32],
+        cams: &[f64],
+        screens: &[f64],
+        n: usize,
+        t: usize,
+        device: Device,
+    ) -> Batch {
+        let (n, t, j) = (n as i64, t as i64, NUM_JOINTS as i64);
+        Batch {
+            x: Tensor::from_slice(x).view([n, t, j, 2]).to(device),
+            pose_mm: Tensor::from_slice(pose).view([n, t, j, 3]).to(device),
+            valid: Tensor::from_slice(valid).view([n, t]).to(device),
+            intrinsics: Tensor::from_slice(cams).view([n, 9]).to(device),
+            screen: Tensor::from_slice(screens).view([n, 2]).to(device),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Root-relative targets in metres.
+    pub fn target(&self) -> Tensor {
+        root_relative_m(&self.pose_mm)
+    }
+}
+
+/// `(…, 17, 3)` mm → root-relative metres.
+pub fn root_relative_m(pose_mm: &Tensor) -> Tensor {
+    (pose_mm - pose_mm.narrow(-2, 0, 1)) / 1000.0
+}
+
+/// Pixels `(B, T, 17, 2)` to screen coordinates with per-sample `(B, 2)` sizes.
+pub fn normalize_px_tensor(px: &Tensor, screen: &Tensor) -> Tensor {
+    let w = screen.select(1, 0).view([-1, 1, 1, 1]);
+    let h = screen.select(1, 1).view([-1, 1, 1, 1]);
+    let offset = Tensor::cat(&[Tensor::ones_like(&h), &h / &w], -1);
+    (px / &w * 2.0 - offset).to_kind(Kind::Float)
+}
+
+/// Synthetic clips (`dak-augment` output) of one mode, all in memory.
+#[derive(Debug)]
+pub struct SyntheticSet {
+    pub mode: String,
+    /// `(N, T, 17, 2)` normalised 2D.
+    pub x: Tensor,
+    /// `(N, T, 17, 3)` root-relative metres.
+    pub target: Tensor,
+    pub dirs: Vec<PathBuf>,
+}
+
+impl SyntheticSet {
+    /// Read every clip of `dirs`; clips must be `frames` long.
+    pub fn load(dirs: &[PathBuf], frames: usize) -> Result<Self> {
+        let (mut x, mut pose, mut modes) = (Vec::new(), Vec::new(), std::collections::BTreeSet::new());
+        for dir in dirs {
+            let set = ShardSet::open(dir, Verify::Sizes)?;
+            if set.table() != Some(Table::SyntheticClips) {
+                return Err(Error::Data {
+                    path: dir.clone(),
+                    reason: format!("holds `{}` shards, not synthetic clips", set.manifest().schema),
+                });
+            }
+            for batch in set.synthetic_clips() {
+                let b = batch?;
+                for i in 0..b.len() {
+                    let t = b.num_frames.value(i) as usize;
+                    if t != frames {
+                        return Err(Error::Data {
+                            path: dir.clone(),
+                            reason: format!("clip {} has {t} frames; the model takes T = {frames}", b.clip_id.value(i)),
+                        });
+                    }
+                    let k = b.intrinsics(i);
+                    normalize_px(b.joints_2d_px(i), k.width_px, k.height_px, &mut x);
+                    pose.extend_from_slice(b.joints_3d_camera_mm(i));
+                    modes.insert(b.mode.value(i).to_string());
+                }
+            }
+        }
+        let n = (pose.len() / (frames * J3)) as i64;
+        if n == 0 {
+            return Err(Error::Data {
+                path: dirs.first().cloned().unwrap_or_default(),
+                reason: "no synthetic clips".into(),
+            });
+        }
+        let (t, j) = (frames as i64, NUM_JOINTS as i64);
+        let pose = Tensor::from_slice(&pose).view([n, t, j, 3]);
+        Ok(SyntheticSet {
+            mode: modes.into_iter().collect::<Vec<_>>().join("+"),
+            x: Tensor::from_slice(&x).view([n, t, j, 2]),
+            target: root_relative_m(&pose),
+            dirs: dirs.to_vec(),
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.x.size()[0] as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Clips `indices` on `device`: (x, target).
+    pub fn batch(&self, indices: &[i64], device: Device) -> (Tensor, Tensor) {
+        let idx = Tensor::from_slice(indices);
+        (self.x.index_select(0, &idx).to(device), self.target.index_select(0, &idx).to(device))
+    }
+}
+
+/// Left/right joint swap of the Human3.6M-17 skeleton.
+pub const FLIP_PERMUTATION: [i64; NUM_JOINTS] = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 10, 14, 15, 16, 11, 12, 13];
+
+/// Mirror `(…, 17, D)` poses or keypoints about the camera's vertical axis:
+/// negate x and swap left and right joints (VideoPose3D's flip augmentation).
+pub fn flip(x: &Tensor) -> Tensor {
+    let perm = Tensor::from_slice(&FLIP_PERMUTATION).to(x.device());
+    let d = *x.size().last().expect("non-scalar");
+    let mut sign = vec![1.0f32; d as usize];
+    sign[0] = -1.0;
+    let sign = Tensor::from_slice(&sign).to(x.device()).to_kind(x.kind());
+    x.index_select(-2, &perm) * sign
+}
+
+/// Flip the samples where `mask` `(B,)` is true.
+pub fn flip_where(x: &Tensor, mask: &Tensor) -> Tensor {
+    let shape: Vec<i64> = std::iter::once(-1).chain(std::iter::repeat_n(1, x.dim() - 1)).collect();
+    flip(x).where_self(&mask.view(shape.as_slice()), x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flip_is_an_involution_that_swaps_sides() {
+        let x = Tensor::randn([2, 3, 17, 3], (Kind::Float, Device::Cpu));
+        let y = flip(&x);
+        assert_eq!(f64::try_from((flip(&y) - &x).abs().max()).unwrap(), 0.0);
+        // Left hip (4) of the flip is the right hip (1) mirrored.
+        let a = Vec::<f32>::try_from(y.get(0).get(0).get(4)).unwrap();
+        let b = Vec::<f32>::try_from(x.get(0).get(0).get(1)).unwrap();
+        assert_eq!(a, vec![-b[0], b[1], b[2]]);
+        let mask = Tensor::from_slice(&[true, false]);
+        let z = flip_where(&x, &mask);
+        assert_eq!(f64::try_from((z.get(1) - x.get(1)).abs().max()).unwrap(), 0.0);
+        assert_eq!(f64::try_from((z.get(0) - y.get(0)).abs().max()).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn pixel_normalisation_matches_videopose3d() {
+        let mut out = Vec::new();
+        normalize_px(&[0.0, 0.0, 1000.0, 1002.0, 500.0, 501.0], 1000, 1002, &mut out);
+        assert_eq!(out[..2], [-1.0, -1.002]);
+        assert!((out[2] - 1.0).abs() < 1e-6 && (out[3] - 1.002).abs() < 1e-6);
+        let t = normalize_px_tensor(
+            &Tensor::from_slice(&[1000.0f64, 1002.0]).view([1, 1, 1, 2]),
+            &Tensor::from_slice(&[1000.0f64, 1002.0]).view([1, 2]),
+        );
+        let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        assert!((v[0] - 1.0).abs() < 1e-6 && (v[1] - 1.002).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,386 @@
+//! One training run: the step of paper Eq. 1–8 for each ablation, epochs
+//! over shuffled windows, evaluation with flip averaging, and the state a
+//! checkpoint must hold to resume exactly.
+//!
+//! Every random choice of a step (flips, limb scales, synthetic clips,
+//! dropout) comes from a stream keyed by (seed, global step), and the window
+//! order from one keyed by (seed, epoch); so the state to resume is the
+//! weights, the optimizer moments and two counters.
+
+use dak_augment::item_rng;
+use dak_core::skeleton::pose_from_flat;
+use dak_core::{metrics, NUM_JOINTS};
+use dak_model::gradient_reversal;
+use dak_nn::geometry;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::adam::Adam;
+use crate::config::TrainConfig;
+use crate::data::{self, Batch, SyntheticSet, VideoSet, Window};
+use crate::error::{Error, Result};
+use crate::nets::Nets;
+
+mod streams {
+    pub const EPOCH_ORDER: u64 = 101;
+    pub const STEP: u64 = 102;
+}
+
+/// The data a run trains and evaluates on.
+#[derive(Debug)]
+pub struct TrainData {
+    pub train: VideoSet,
+    pub eval: Option<VideoSet>,
+    pub sma: Option<SyntheticSet>,
+    pub dma: Option<SyntheticSet>,
+}
+
+/// Loss terms of one step (unweighted) and the weighted total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Losses {
+    pub pe: f64,
+    pub fd: f64,
+    pub adv_str: f64,
+    pub adv_dyn: f64,
+    pub total: f64,
+}
+
+impl Losses {
+    fn add_scaled(&mut self, o: &Losses, w: f64) {
+        self.pe += o.pe * w;
+        self.fd += o.fd * w;
+        self.adv_str += o.adv_str * w;
+        self.adv_dyn += o.adv_dyn * w;
+        self.total += o.total * w;
+    }
+}
+
+/// Held-out error of G, in mm over valid frames.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EvalResult {
+    pub mpjpe_mm: f64,
+    pub p_mpjpe_mm: f64,
+    pub frames: usize,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub steps: u64,
+    pub losses: Losses,
+    pub grl_lambda: f64,
+    pub learning_rate: f64,
+    pub samples_per_s: f64,
+    pub seconds: f64,
+    pub eval: Option<EvalResult>,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub nets: Nets,
+    pub adam: Adam,
+    pub device: Device,
+    pub data: TrainData,
+    /// Epochs completed.
+    pub epoch: usize,
+    pub global_step: u64,
+}
+
+impl std::fmt::Debug for Trainer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer").field("epoch", &self.epoch).field("global_step", &self.global_step).finish()
+    }
+}
+
+/// MPJPE as a loss: mean joint distance weighted per frame by `w` `(B, T)`.
+pub fn mpjpe_loss(pred: &Tensor, target: &Tensor, w: Option<&Tensor>) -> Tensor {
+    let dist = (pred.to_kind(Kind::Float) - target).square().sum_dim_intlist(-1, false, None::<Kind>).sqrt();
+    match w {
+        None => dist.mean(Kind::Float),
+        Some(w) => (dist * w.unsqueeze(-1)).sum(Kind::Float) / (w.sum(Kind::Float) * NUM_JOINTS as f64).clamp_min(1.0),
+    }
+}
+
+/// LSGAN discriminator loss of Eq. 4–5: synthetic → 0, real → 1.
+pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
+    d_synthetic.to_kind(Kind::Float).square().mean(Kind::Float)
+        + (d_real.to_kind(Kind::Float) - 1.0).square().mean(Kind::Float)
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    f64::try_from(t).expect("scalar tensor")
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig, data: TrainData, device: Device) -> Result<Trainer> {
+        config.validate()?;
+        let ab = config.ablation;
+        let need = |used: bool, set: &Option<SyntheticSet>, mode: &str| {
+            if used && set.is_none() {
+                return Err(Error::Config {
+                    field: "synthetic shards",
+                    reason: format!("ablation {} needs {mode} clips (--{mode} DIR)", ab.name()),
+                });
+            }
+            Ok(())
+        };
+        need(ab.uses_sma(), &data.sma, "sma")?;
+        need(ab.uses_dma(), &data.dma, "dma")?;
+        if data.train.videos.is_empty() {
+            return Err(Error::Data {
+                path: data.train.inputs.first().cloned().unwrap_or_default(),
+                reason: format!("no training frames pass the filter {:?}", config.train),
+            });
+        }
+        tch::manual_seed(config.seed as i64);
+        let nets = Nets::new(&config.model, ab, config.precision, device);
+        let adam = Adam::new(&nets.vs, config.adam_betas, config.adam_eps);
+        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0 })
+    }
+
+    pub fn learning_rate(&self, epoch: usize) -> f64 {
+        self.config.learning_rate * self.config.lr_decay.powi(epoch as i32)
+    }
+
+    /// The batches of `epoch`, in order.
+    pub fn epoch_batches(&self, epoch: usize) -> Vec<Vec<Window>> {
+        let mut windows = self.data.train.windows(self.config.stride());
+        windows.shuffle(&mut item_rng(self.config.seed, streams::EPOCH_ORDER, epoch as u64));
+        windows.chunks(self.config.batch_size).map(<[Window]>::to_vec).collect()
+    }
+
+    fn synthetic<R: Rng>(&self, set: &Option<SyntheticSet>, n: usize, rng: &mut R) -> Option<(Tensor, Tensor)> {
+        let set = set.as_ref()?;
+        let idx: Vec<i64> = (0..n).map(|_| rng.random_range(0..set.len() as i64)).collect();
+        Some(set.batch(&idx, self.device))
+    }
+
+    fn flip_mask<R: Rng>(&self, n: usize, rng: &mut R) -> Tensor {
+        let flips: Vec<bool> = (0..n).map(|_| self.config.flip && rng.random_bool(0.5)).collect();
+        Tensor::from_slice(&flips).to(self.device)
+    }
+
+    /// Forward pass and loss terms of one step; returns (total, terms).
+    pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
+        let cfg = &self.config;
+        let ab = cfg.ablation;
+        let mut rng = item_rng(cfg.seed, streams::STEP, step);
+        tch::manual_seed((cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
+        let real: Batch = self.data.train.batch(windows, cfg.model.frames, self.device);
+        let b = real.len() as i64;
+        let kind = self.nets.kind();
+        let mut x = real.x.shallow_clone();
+        let mut target = real.target();
+        let w = real.valid.shallow_clone();
+
+        // Structure-augmented twin (x_sa, X_sa) with the same camera.
+        let mut twin = None;
+        if ab.disentangles() {
+            let factors: Vec<f64> = (0..b).flat_map(|_| cfg.structure.sample(&mut rng).bone_factors()).collect();
+            let factors = Tensor::from_slice(&factors).view([b, NUM_JOINTS as i64]).to(self.device);
+            let pose_sa = geometry::structure_augment(&real.pose_mm.to_kind(Kind::Double), &factors);
+            let px = geometry::project(&pose_sa, &real.intrinsics);
+            twin = Some((
+                data::normalize_px_tensor(&px, &real.screen),
+                data::root_relative_m(&pose_sa).to_kind(Kind::Float),
+            ));
+        }
+        let mask = self.flip_mask(b as usize, &mut rng);
+        x = data::flip_where(&x, &mask);
+        target = data::flip_where(&target, &mask);
+        let twin = twin.map(|(xs, ts)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask)));
+        let sma = if ab.uses_sma() { self.synthetic(&self.data.sma, b as usize, &mut rng) } else { None };
+        let dma = if ab.uses_dma() { self.synthetic(&self.data.dma, b as usize, &mut rng) } else { None };
+        let flip_pair = |pair: Option<(Tensor, Tensor)>, mask: Tensor| {
+            pair.map(|(xs, ts)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask)))
+        };
+        let sma = flip_pair(sma, self.flip_mask(b as usize, &mut rng));
+        let dma = flip_pair(dma, self.flip_mask(b as usize, &mut rng));
+
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let (mut pe, mut fd, mut adv_str, mut adv_dyn) = (zero(), zero(), zero(), zero());
+
+        // G on real clips, plus their structure-augmented twins.
+        let g_in = match &twin {
+            Some((xs, _)) => Tensor::cat(&[&x, xs], 0),
+            None => x.shallow_clone(),
+        };
+        let f = self.nets.g.encode(&g_in.to_kind(kind), true);
+        let (s, d) = (f.structural.narrow(0, 0, b), f.dynamic.narrow(0, 0, b));
+        pe += mpjpe_loss(&self.nets.g.decode(&s, &d, true), &target, Some(&w));
+        if let Some((_, target_sa)) = &twin {
+            let (s_sa, d_sa) = (f.structural.narrow(0, b, b), f.dynamic.narrow(0, b, b));
+            fd += mpjpe_loss(&self.nets.g.decode(&s, &d_sa, true), &target, Some(&w));
+            fd += mpjpe_loss(&self.nets.g.decode(&s_sa, &d, true), target_sa, Some(&w));
+        }
+
+        // "Direct": synthetic pairs supervise G like real ones.
+        let direct = [(ab == crate::config::Ablation::SaDirect, &sma), (ab == crate::config::Ablation::DaDirect, &dma)];
+        for (on, pair) in direct {
+            if let (true, Some((xs, ts))) = (on, pair) {
+                pe += mpjpe_loss(&self.nets.g.forward(&xs.to_kind(kind), true), ts, None);
+            }
+        }
+
+        // ADG: the auxiliary estimator learns real and synthetic pairs; the
+        // discriminator tells its synthetic-side features from G's real ones,
+        // and the reversed gradient pushes both encoders to make them alike.
+        let lambda = cfg.grl.lambda(epoch);
+        if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_sma, &self.nets.d_str, &sma) {
+            let fa = aux.encode(&Tensor::cat(&[&x, xs], 0).to_kind(kind), true);
+            let pred = aux.decode(&fa.structural, &fa.dynamic, true);
+            pe += mpjpe_loss(&pred.narrow(0, 0, b), &target, Some(&w)) + mpjpe_loss(&pred.narrow(0, b, b), ts, None);
+            let syn = disc.forward(&gradient_reversal(&fa.structural.narrow(0, b, b), lambda));
+            let real = disc.forward(&gradient_reversal(&s, lambda));
+            adv_str += lsgan_loss(&syn, &real);
+        }
+        if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_dma, &self.nets.d_dyn, &dma) {
+            let fa = aux.encode(&Tensor::cat(&[&x, xs], 0).to_kind(kind), true);
+            let pred = aux.decode(&fa.structural, &fa.dynamic, true);
+            pe += mpjpe_loss(&pred.narrow(0, 0, b), &target, Some(&w)) + mpjpe_loss(&pred.narrow(0, b, b), ts, None);
+            let syn = disc.forward(&gradient_reversal(&fa.dynamic.narrow(0, b, b), lambda), true);
+            let real = disc.forward(&gradient_reversal(&d, lambda), true);
+            adv_dyn += lsgan_loss(&syn, &real);
+        }
+
+        let l = &cfg.losses;
+        let total = &pe * l.pe + &fd * l.fd + (&adv_str * l.adv_str + &adv_dyn * l.adv_dyn) * l.dg;
+        let terms = Losses {
+            pe: scalar(&pe),
+            fd: scalar(&fd),
+            adv_str: scalar(&adv_str),
+            adv_dyn: scalar(&adv_dyn),
+            total: scalar(&total),
+        };
+        (total, terms)
+    }
+
+    /// One optimisation step on `windows`.
+    pub fn train_step(&mut self, windows: &[Window], epoch_progress: f64) -> Losses {
+        let (total, terms) = self.losses(windows, self.global_step, epoch_progress);
+        self.adam.zero_grad();
+        total.backward();
+        self.adam.step(self.learning_rate(self.epoch));
+        self.global_step += 1;
+        terms
+    }
+
+    /// Train epoch `self.epoch` to its end; `on_step` sees each step's losses.
+    pub fn train_epoch(&mut self, mut on_step: impl FnMut(&Losses, usize)) -> Result<EpochRecord> {
+        let started = std::time::Instant::now();
+        let batches = self.epoch_batches(self.epoch);
+        let n = batches.len();
+        let mut mean = Losses::default();
+        let mut samples = 0;
+        for (i, windows) in batches.iter().enumerate() {
+            let progress = self.epoch as f64 + i as f64 / n as f64;
+            let terms = self.train_step(windows, progress);
+            if !terms.total.is_finite() {
+                return Err(Error::Config {
+                    field: "learning_rate",
+                    reason: format!(
+                        "loss became {} at step {} (epoch {}): {terms:?}",
+                        terms.total, self.global_step, self.epoch
+                    ),
+                });
+            }
+            mean.add_scaled(&terms, 1.0 / n as f64);
+            samples += windows.len();
+            on_step(&terms, windows.len());
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let record = EpochRecord {
+            epoch: self.epoch,
+            steps: self.global_step,
+            losses: mean,
+            grl_lambda: self.config.grl.lambda(self.epoch as f64),
+            learning_rate: self.learning_rate(self.epoch),
+            samples_per_s: samples as f64 / seconds.max(1e-9),
+            seconds,
+            eval: None,
+        };
+        self.epoch += 1;
+        Ok(record)
+    }
+
+    /// G's 3D for every frame of every video (root-relative mm, f32,
+    /// F × 51 per video), with flip averaging when configured.
+    pub fn predict(&self, videos: &VideoSet) -> Vec<Vec<f32>> {
+        predict_videos(&self.nets.g, videos, self.config.model.frames, self.config.flip, self.device)
+    }
+
+    pub fn evaluate(&self, videos: &VideoSet) -> Result<EvalResult> {
+        evaluate_predictions(videos, &self.predict(videos))
+    }
+}
+
+/// Sliding non-overlapping windows of T frames over each video (the last
+/// one edge-padded), batched; predictions of padding frames are dropped.
+pub fn predict_videos(
+    g: &dak_model::Estimator,
+    videos: &VideoSet,
+    frames: usize,
+    flip: bool,
+    device: Device,
+) -> Vec<Vec<f32>> {
+    let windows = videos.windows(frames);
+    let mut out: Vec<Vec<f32>> = videos.videos.iter().map(|v| vec![0.0; v.len() * NUM_JOINTS * 3]).collect();
+    let kind = g.kind();
+    tch::no_grad(|| {
+        for chunk in windows.chunks(256) {
+            let batch = videos.batch(chunk, frames, device);
+            let x = batch.x.to_kind(kind);
+            let mut pred = g.forward(&x, false).to_kind(Kind::Float);
+            if flip {
+                pred = (pred + data::flip(&g.forward(&data::flip(&x), false).to_kind(Kind::Float))) / 2.0;
+            }
+            // The root is the origin by definition of the targets.
+            let pred = (&pred - pred.narrow(-2, 0, 1)) * 1000.0;
+            let values = Vec::<f32>::try_from(pred.to_device(Device::Cpu).flatten(0, -1)).expect("f32 predictions");
+            let per_window = frames * NUM_JOINTS * 3;
+            for (k, w) in chunk.iter().enumerate() {
+                let video = &mut out[w.video];
+                let len = video.len() / (NUM_JOINTS * 3);
+                for t in 0..frames {
+                    let f = w.start as usize + t;
+                    if f >= len {
+                        break;
+                    }
+                    let src = &values[k * per_window + t * NUM_JOINTS * 3..][..NUM_JOINTS * 3];
+                    video[f * NUM_JOINTS * 3..(f + 1) * NUM_JOINTS * 3].copy_from_slice(src);
+                }
+            }
+        }
+    });
+    out
+}
+
+/// MPJPE and P-MPJPE of root-relative predictions against each video's
+/// root-relative ground truth, over valid frames.
+pub fn evaluate_predictions(videos: &VideoSet, predictions: &[Vec<f32>]) -> Result<EvalResult> {
+    let (mut pred, mut gt) = (Vec::new(), Vec::new());
+    for (video, p) in videos.videos.iter().zip(predictions) {
+        for f in (0..video.len()).filter(|&f| video.valid[f]) {
+            pred.push(pose_from_flat(&p[f * 51..(f + 1) * 51]));
+            gt.push(dak_core::skeleton::root_relative(&pose_from_flat(&video.poses_mm[f * 51..(f + 1) * 51])));
+        }
+    }
+    let err = |e: dak_core::GeometryError| Error::Data {
+        path: videos.inputs.first().cloned().unwrap_or_default(),
+        reason: format!("evaluation: {e}"),
+    };
+    if pred.is_empty() {
+        return Err(Error::Data {
+            path: videos.inputs.first().cloned().unwrap_or_default(),
+            reason: "no valid evaluation frames".into(),
+        });
+    }
+    Ok(EvalResult {
+        mpjpe_mm: metrics::mpjpe(&pred, &gt).map_err(err)?,
+        p_mpjpe_mm: metrics::p_mpjpe(&pred, &gt).map_err(err)?,
+        frames: pred.len(),
+    })
+}
