@@ -9,7 +9,7 @@ use dak_core::skeleton::{pose_from_flat, NUM_JOINTS};
 use dak_datasets::synth::{self, SynthConfig};
 use dak_io::{ShardSet, Silent, Verify};
 
-use crate::support::{parquet_files, run};
+use crate::support::{ok, parquet_files, run};
 
 /// Demo shards and fitted tiny models, made once for all tests here.
 struct Fixture {
@@ -57,16 +57,6 @@ fn fixture() -> &'static Fixture {
 fn fit_tiny_sma(shards: &str, out: &Path) {
     let args = ["-q", "fit", "--mode", "sma", "--shards", shards, "--out", out.to_str().unwrap()];
     ok(&run("dak-augment", &[&args[..], &["--steps", "5", "--batch", "8", "--hidden", "32"]].concat()));
-}
-
-fn ok(out: &std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sample(mode: &str, out: &Path, extra: &[&str]) -> std::process::Output {

@@ -6,3 +6,4 @@ mod convert;
 mod interop;
 mod support;
 mod synth;
+mod train;

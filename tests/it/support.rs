@@ -17,6 +17,7 @@ pub fn binary(name: &str) -> PathBuf {
     match name {
         "dak-prep" => PathBuf::from(env!("CARGO_BIN_EXE_dak-prep")),
         "dak-augment" => PathBuf::from(env!("CARGO_BIN_EXE_dak-augment")),
+        "dak-train" => PathBuf::from(env!("CARGO_BIN_EXE_dak-train")),
         other => panic!("unknown binary {other}"),
     }
 }
@@ -52,4 +53,15 @@ pub fn parquet_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
         .collect();
     files.sort();
     files
+}
+
+/// stdout of a run that must succeed (stderr in the failure message).
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -8,6 +8,7 @@ use crate::blocks::Block;
 /// D_str on structural features fused over time and joints: `(B, T, J, C)` → `(B,)`.
 #[derive(Debug)]
 pub struct StructuralDiscriminator {
+    norm: nn::LayerNorm,
     mlp: nn::Sequential,
 }
 
@@ -17,12 +18,15 @@ impl StructuralDiscriminator {
             .add(nn::linear(p / "fc1", channels, channels / 2, Default::default()))
             .add_fn(|x| x.leaky_relu())
             .add(nn::linear(p / "fc2", channels / 2, 1, Default::default()));
-        StructuralDiscriminator { mlp }
+        // Encoder features are an unnormalised residual stream whose scale
+        // drifts; normalising first keeps the critic's outputs (and the LSGAN
+        // loss) in range whatever that scale is.
+        StructuralDiscriminator { norm: nn::layer_norm(p / "norm", vec![channels], Default::default()), mlp }
     }
 
     pub fn forward(&self, structural: &Tensor) -> Tensor {
         let pooled = structural.mean_dim([1, 2].as_slice(), false, structural.kind());
-        self.mlp.forward(&pooled).squeeze_dim(-1)
+        self.mlp.forward(&self.norm.forward(&pooled)).squeeze_dim(-1)
     }
 }
 
@@ -30,6 +34,7 @@ impl StructuralDiscriminator {
 /// joints: `(B, T, J, C)` → `(B,)`.
 #[derive(Debug)]
 pub struct DynamicDiscriminator {
+    norm: nn::LayerNorm,
     embed: nn::Linear,
     pos: Tensor,
     block: Block,
@@ -40,6 +45,7 @@ impl DynamicDiscriminator {
     pub fn new(p: &nn::Path, channels: i64, frames: i64) -> Self {
         let width = (channels / 2).max(8);
         DynamicDiscriminator {
+            norm: nn::layer_norm(p / "norm", vec![channels], Default::default()),
             embed: nn::linear(p / "embed", channels, width, Default::default()),
             pos: p.var("pos", &[1, frames, width], nn::Init::Randn { mean: 0.0, stdev: 0.02 }),
             block: Block::new(p / "block", width, 4, 2, 0.0),
@@ -49,7 +55,7 @@ impl DynamicDiscriminator {
 
     pub fn forward(&self, dynamic: &Tensor, train: bool) -> Tensor {
         let pooled = dynamic.mean_dim([2].as_slice(), false, dynamic.kind());
-        let h = self.block.forward(&(self.embed.forward(&pooled) + &self.pos), train);
+        let h = self.block.forward(&(self.embed.forward(&self.norm.forward(&pooled)) + &self.pos), train);
         self.out.forward(&h.mean_dim([1].as_slice(), false, h.kind())).squeeze_dim(-1)
     }
 }

@@ -14,7 +14,7 @@ use tch::nn::{self, Module, OptimizerConfig, RNN};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::geometry::clips_to_tensor;
+use crate::geometry::{self, clips_to_tensor};
 
 pub const KIND: &str = "dma";
 const POSE: i64 = 17 * 3;
@@ -164,6 +164,12 @@ impl Dma {
             out.push(pose.shallow_clone());
         }
         let predicted = Tensor::stack(&out, 1).view([b, self.config.predicted_frames as i64, 17, 3]);
+        // A person keeps their bones: predicted bone directions, the last
+        // reference frame's bone lengths (extrapolated joints otherwise
+        // stretch limbs by the horizon's accumulated velocity).
+        let lengths = geometry::norm_last(&geometry::bone_vectors(&x.select(1, r - 1).view([b, 1, 17, 3])));
+        let bones = geometry::normalize(&geometry::bone_vectors(&predicted)) * lengths;
+        let predicted = geometry::forward_kinematics(&predicted.select(-2, 0), &bones);
         (predicted.to_kind(kind) * 1000.0) + anchor
     }
 

@@ -138,6 +138,8 @@ fn dma_clips_start_at_the_sampled_offset_and_have_length_t() {
         for (k, pose) in g.poses.iter().enumerate().take(r - m) {
             assert!((pose[5] - reference.poses[m + k][5]).norm() < 1e-3);
         }
+        // Predicted frames keep the reference's bones (f32 maths on metres).
+        assert!(lengths_std_max(&g.poses) < 0.05, "bone lengths drift by {} mm", lengths_std_max(&g.poses));
     }
     assert!(offsets_seen.len() > 3, "offsets are drawn, not fixed: {offsets_seen:?}");
 }

@@ -104,10 +104,14 @@ pub fn mpjpe_loss(pred: &Tensor, target: &Tensor, w: Option<&Tensor>) -> Tensor 
     }
 }
 
-/// LSGAN discriminator loss of Eq. 4–5: synthetic → 0, real → 1.
+/// LSGAN discriminator loss of Eq. 4–5: synthetic → 0, real → 1, on the
+/// critics' logits squashed to (0, 1). With gradient reversal the encoders
+/// *maximise* this loss; on raw outputs a squared error has no upper bound
+/// and the game diverges (losses in the hundreds), on probabilities it
+/// stays within [0, 2].
 pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
-    d_synthetic.to_kind(Kind::Float).square().mean(Kind::Float)
-        + (d_real.to_kind(Kind::Float) - 1.0).square().mean(Kind::Float)
+    d_synthetic.to_kind(Kind::Float).sigmoid().square().mean(Kind::Float)
+        + (d_real.to_kind(Kind::Float).sigmoid() - 1.0).square().mean(Kind::Float)
 }
 
 fn scalar(t: &Tensor) -> f64 {

@@ -334,7 +334,21 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         c
     } else {
         if existing && !args.force {
-            bail!("{} holds a run already: --resume to continue it or --force to start over", out.display());
+            let wanted = args.config()?;
+            let (info, _) = checkpoint::read_info(&out)?;
+            if info.config == wanted && info.epoch >= wanted.epochs {
+                if !quiet {
+                    crate::print_stdout(&format!(
+                        "dak-train {}: {} is up to date ({} epochs of this configuration); --force retrains\n",
+                        wanted.ablation.name(),
+                        out.display(),
+                        info.epoch
+                    ))?;
+                }
+                return Ok(());
+            }
+            let what = if info.config == wanted { "an unfinished run of this configuration" } else { "another run" };
+            bail!("{} holds {what}: --resume to continue it or --force to start over", out.display());
         }
         if existing {
             clear_run(&out)?;

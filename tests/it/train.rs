@@ -1,0 +1,174 @@
+//! dak-train end to end on a small demo dataset: a run's files, resuming,
+//! refusing damaged checkpoints, the PyTorch export, parameter counts.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use dak_datasets::synth::{self, SynthConfig};
+use dak_io::Silent;
+
+use crate::support::{ok, run};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+/// Demo shards and structure-augmented clips. The clips stand in for SMA and
+/// DMA output here: the trainer reads any synthetic_clips shards, and fitting
+/// both augmentors would triple the test's time.
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let config = SynthConfig { seed: 5, frames: 40, ..SynthConfig::default() };
+        synth::generate(&config, &root.join("demo"), false, vec!["test".into()], &Silent).unwrap();
+        let shards = root.join("demo");
+        let syn = root.join("syn");
+        let args = ["-q", "--mode", "structure", "--shards", shards.to_str().unwrap(), "--dataset", "demo-source"];
+        ok(&run(
+            "dak-augment",
+            &[&args[..], &["--out", syn.to_str().unwrap(), "--clips", "64", "--clip-frames", "9"]].concat(),
+        ));
+        Fixture { _dir: dir, root }
+    })
+}
+
+fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+    let f = fixture();
+    let shards = f.root.join("demo");
+    let syn = f.root.join("syn");
+    let base = [
+        "--shards",
+        shards.to_str().unwrap(),
+        "--sma",
+        syn.to_str().unwrap(),
+        "--dma",
+        syn.to_str().unwrap(),
+        "--train-dataset",
+        "demo-source",
+        "--train-subjects",
+        "S1",
+        "--eval-dataset",
+        "demo-target",
+        "--eval-subjects",
+        "T1",
+        "--frames",
+        "9",
+        "--channels",
+        "16",
+        "--encoder-layers",
+        "2",
+        "--decoder-layers",
+        "1",
+        "--heads",
+        "2",
+        "--batch-size",
+        "16",
+        "--lr",
+        "1e-3",
+        "--stride",
+        "18",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    run("dak-train", &[&base[..], extra].concat())
+}
+
+fn metrics(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_run_writes_metrics_checkpoint_export_and_curves_and_is_then_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("full");
+    let text = ok(&train(&out, &["--epochs", "2"]));
+    assert!(text.contains("held-out MPJPE"), "{text}");
+    let m = metrics(&out);
+    assert_eq!(m.len(), 2);
+    for (i, r) in m.iter().enumerate() {
+        assert_eq!(r["epoch"], i);
+        for term in ["pe", "fd", "adv_str", "adv_dyn", "total"] {
+            let v = r["losses"][term].as_f64().unwrap();
+            assert!(v.is_finite() && v > 0.0, "{term} = {v}");
+        }
+        assert!(r["eval"]["mpjpe_mm"].as_f64().unwrap() > 0.0);
+        assert!(r["samples_per_s"].as_f64().unwrap() > 0.0);
+    }
+    // GRL warm-up over 50 epochs: λ = epoch / 50.
+    assert_eq!(m[1]["grl_lambda"].as_f64().unwrap(), 1.0 / 50.0);
+    assert!((m[1]["learning_rate"].as_f64().unwrap() - 1e-3 * 0.99).abs() < 1e-15);
+    let png = std::fs::read(out.join("curves.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["ablation"], "full");
+    let model: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("export/model.json")).unwrap()).unwrap();
+    assert_eq!(model["model"]["channels"], 16);
+    if let Some(python) = crate::support::python() {
+        let script = "import sys\nfrom safetensors.torch import load_file\nw = load_file(sys.argv[1])\nprint(len([k for k in w if k.startswith('G')]), tuple(w['head.weight'].shape), tuple(w['structural.blocks.0.attn.qkv.weight'].shape))";
+        let text = ok(&std::process::Command::new(python)
+            .args(["-c", script])
+            .arg(out.join("export/model.safetensors"))
+            .output()
+            .unwrap());
+        // Only G, without its prefix; nn.Linear layouts (out, in).
+        assert_eq!(text.trim(), "0 (3, 16) (48, 16)", "{text}");
+    }
+    let again = ok(&train(&out, &["--epochs", "2"]));
+    assert!(again.contains("up to date"), "{again}");
+    let err = train(&out, &["--epochs", "2", "--ablation", "baseline"]);
+    assert!(!err.status.success());
+    assert!(String::from_utf8_lossy(&err.stderr).contains("--force"));
+}
+
+#[test]
+fn resuming_equals_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    ok(&train(&whole, &["--epochs", "2", "--ablation", "sa-adg", "--no-flip"]));
+    let split = dir.path().join("split");
+    ok(&train(&split, &["--epochs", "1", "--ablation", "sa-adg", "--no-flip"]));
+    ok(&train(&split, &["--epochs", "2", "--resume"]));
+    let (a, b) = (metrics(&whole), metrics(&split));
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x["losses"], y["losses"]);
+        assert_eq!(x["eval"], y["eval"]);
+    }
+    assert_eq!(
+        std::fs::read(whole.join("export/model.safetensors")).unwrap(),
+        std::fs::read(split.join("export/model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn a_truncated_checkpoint_is_refused_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("base");
+    ok(&train(&out, &["--epochs", "1", "--ablation", "baseline"]));
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("checkpoint.json")).unwrap()).unwrap();
+    let file = out.join(info["file"].as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() - 100]).unwrap();
+    let err = train(&out, &["--epochs", "2", "--resume"]);
+    assert!(!err.status.success());
+    let stderr = String::from_utf8_lossy(&err.stderr);
+    assert!(stderr.contains("truncated") && stderr.contains(info["file"].as_str().unwrap()), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn print_params_reports_table_7_sizes() {
+    let text = ok(&run("dak-train", &["--print-params", "--ablation", "baseline"]));
+    let g = text.lines().find(|l| l.starts_with("G ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(g.contains("34.2"), "{g}");
+    assert!(text.contains("G.decoder"), "{text}");
+}
