@@ -43,4 +43,9 @@ train_args=(--shards "$out" --train-dataset demo-source --train-split train
   --epochs "${DAK_DEMO_EPOCHS:-4}" --device "$device")
 "$bin/dak-train" "${train_args[@]}" --ablation baseline --out "$runs/baseline"
 "$bin/dak-train" "${train_args[@]}" --ablation full --sma "$out-syn-sma" --dma "$out-syn-dma" --out "$runs/full"
-echo "demo: source shards in $out, models in $models, synthetic shards in $out-syn-{structure,sma,dma} (report.json in each), training runs in $runs/{baseline,full} (metrics.jsonl, curves.png, export/)"
+# The paper's tables for both runs on the target domain, and a picture of
+# predictions against ground truth (runs/demo/*/eval-demo/).
+for run in baseline full; do
+  "$bin/dak-eval" --checkpoint "$runs/$run" --shards "$out" --protocol demo --render 4 --device "$device"
+done
+echo "demo: source shards in $out, models in $models, synthetic shards in $out-syn-{structure,sma,dma} (report.json in each), training runs in $runs/{baseline,full} (metrics.jsonl, curves.png, export/, eval-demo/{table.md,render.png})"

@@ -3,6 +3,7 @@
 mod augment;
 mod cli;
 mod convert;
+mod eval;
 mod interop;
 mod support;
 mod synth;

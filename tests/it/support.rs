@@ -18,6 +18,7 @@ pub fn binary(name: &str) -> PathBuf {
         "dak-prep" => PathBuf::from(env!("CARGO_BIN_EXE_dak-prep")),
         "dak-augment" => PathBuf::from(env!("CARGO_BIN_EXE_dak-augment")),
         "dak-train" => PathBuf::from(env!("CARGO_BIN_EXE_dak-train")),
+        "dak-eval" => PathBuf::from(env!("CARGO_BIN_EXE_dak-eval")),
         other => panic!("unknown binary {other}"),
     }
 }

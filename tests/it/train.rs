@@ -35,7 +35,12 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+/// The fixture's source shards.
+pub fn shards() -> PathBuf {
+    fixture().root.join("demo")
+}
+
+pub fn train(out: &Path, extra: &[&str]) -> std::process::Output {
     let f = fixture();
     let shards = f.root.join("demo");
     let syn = f.root.join("syn");

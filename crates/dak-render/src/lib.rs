@@ -5,6 +5,7 @@
 
 mod font;
 pub mod plot;
+pub mod skeleton;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 pub mod augment;
 pub mod convert;
+pub mod eval;
 pub mod stats;
 pub mod synth;
 pub mod train;

@@ -1,0 +1,93 @@
+//! `dak-eval`: a protocol of paper Tables 1–4 on a trained estimator.
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args;
+use dak_augment::source::check_dirs;
+use dak_eval::{EvalOptions, EvalReport, LoadedModel, Protocol};
+use dak_train::Input2d;
+
+use crate::commands::train::Input2dArg;
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A dak-train run directory (its current checkpoint) or an export
+    /// directory (model.json + model.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Source shard directories holding the protocol's test frames.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub shards: Vec<PathBuf>,
+    /// h36m-s1 (S5–S8), h36m-full (S9, S11), 3dhp (TS1–TS6, valid frames),
+    /// 3dpw (test split), demo (the demo's target domain), demo-source (its
+    /// source domain's held-out subject).
+    #[arg(long, value_parser = Protocol::parse)]
+    pub protocol: Protocol,
+    #[arg(long, value_enum, default_value = "gt")]
+    pub input_2d: Input2dArg,
+    /// No test-time flip averaging (default: on when the model was trained with flips).
+    #[arg(long)]
+    pub no_flip: bool,
+    /// Where results.json, table.md, table.csv (and render.png) go
+    /// [default: CHECKPOINT/eval-PROTOCOL].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Draw prediction against ground truth for N frames spread over the test set.
+    #[arg(long, default_value_t = 0)]
+    pub render: usize,
+    /// cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
+    let device = dak_nn::parse_device(&args.device)?;
+    check_dirs(&args.shards)?;
+    let model = LoadedModel::load(&args.checkpoint, device)?;
+    let options = EvalOptions {
+        protocol: args.protocol,
+        input_2d: match args.input_2d {
+            Input2dArg::Gt => Input2d::Gt,
+            Input2dArg::Detected => Input2d::Detected,
+        },
+        flip: model.trained_with_flip && !args.no_flip,
+    };
+    let videos = dak_eval::load_videos(&args.shards, &options)?;
+    tracing::info!("{}: {} frames in {} videos", options.protocol.name(), videos.frames(), videos.videos.len());
+    let (table, predictions) = dak_eval::evaluate(&model, &videos, &options, device)?;
+    let report = EvalReport {
+        options,
+        table,
+        model: model.provenance.clone(),
+        shards: dak_eval::describe_shards(&args.shards),
+        command: crate::command_line(),
+    };
+    let out = args.out.unwrap_or_else(|| {
+        let base = if args.checkpoint.is_dir() {
+            args.checkpoint.clone()
+        } else {
+            args.checkpoint.parent().unwrap_or(&args.checkpoint).to_path_buf()
+        };
+        base.join(format!("eval-{}", args.protocol.name()))
+    });
+    dak_eval::write_report(&out, &report)?;
+    if args.render > 0 {
+        let frames = dak_eval::render::sample_frames(&videos, args.render);
+        if frames.is_empty() {
+            bail!("nothing to render: no valid frames");
+        }
+        let path = out.join("render.png");
+        let (w, h) = dak_eval::render::render(&path, &videos, &predictions, &frames)?;
+        tracing::info!("rendered {} frames to {} ({w}×{h})", frames.len(), path.display());
+    }
+    if !quiet {
+        crate::print_stdout(&format!(
+            "{}\n{}\nresults in {}\n",
+            report.table.markdown(),
+            report.summary(),
+            out.display()
+        ))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! `dak-eval`: the paper's protocols on a trained estimator, with tables
+//! that record what produced them, and pictures of predictions.
+
+pub mod error;
+pub mod model;
+pub mod protocol;
+pub mod render;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use dak_train::trainer::predict_videos;
+use dak_train::{Input2d, VideoSet};
+use serde::{Deserialize, Serialize};
+use tch::Device;
+
+pub use error::{Error, Result};
+pub use model::LoadedModel;
+pub use protocol::Protocol;
+pub use table::{Row, Table};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalOptions {
+    pub protocol: Protocol,
+    pub input_2d: Input2d,
+    /// Average each prediction with its mirrored twin.
+    pub flip: bool,
+}
+
+/// Everything `dak-eval` writes to `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub options: EvalOptions,
+    pub table: Table,
+    /// Checkpoint or export that made the predictions.
+    pub model: serde_json::Value,
+    /// Shard directories with their manifests' SHA-256.
+    pub shards: Vec<serde_json::Value>,
+    pub command: Vec<String>,
+}
+
+impl EvalReport {
+    pub fn summary(&self) -> String {
+        let h = self.table.headline();
+        let mut s =
+            format!("{}: MPJPE {:.1} mm, P-MPJPE {:.1} mm", self.options.protocol.name(), h.mpjpe_mm, h.p_mpjpe_mm);
+        if self.options.protocol == Protocol::Mpi3dhp {
+            s.push_str(&format!(", PCK@150 {:.1} %, AUC {:.1} %", h.pck150, h.auc));
+        }
+        s.push_str(&format!(" ({}, {} frames)", h.group, h.frames));
+        s
+    }
+}
+
+pub fn describe_shards(dirs: &[PathBuf]) -> Vec<serde_json::Value> {
+    dirs.iter()
+        .map(|d| {
+            let text = std::fs::read(d.join(dak_io::MANIFEST_FILE)).unwrap_or_default();
+            serde_json::json!({ "dir": d, "manifest_sha256": dak_io::atomic::sha256_hex(&text) })
+        })
+        .collect()
+}
+
+/// The test frames of `protocol` in `shards`.
+pub fn load_videos(shards: &[PathBuf], options: &EvalOptions) -> Result<VideoSet> {
+    let filter = options.protocol.filter();
+    let videos = VideoSet::load(shards, &filter, options.input_2d)?;
+    if videos.videos.is_empty() {
+        return Err(Error::Data {
+            path: shards.first().cloned().unwrap_or_default(),
+            reason: format!(
+                "no frames for protocol {} (datasets {:?}, subjects {:?}, splits {:?})",
+                options.protocol.name(),
+                filter.datasets,
+                filter.subjects,
+                filter.splits
+            ),
+        });
+    }
+    Ok(videos)
+}
+
+/// Predict every frame and tabulate.
+pub fn evaluate(
+    model: &LoadedModel,
+    videos: &VideoSet,
+    options: &EvalOptions,
+    device: Device,
+) -> Result<(Table, Vec<Vec<f32>>)> {
+    let predictions = predict_videos(&model.g, videos, model.config.frames, options.flip, device);
+    let table = Table::build(options.protocol, videos, &predictions).map_err(|e| Error::Data {
+        path: videos.inputs.first().cloned().unwrap_or_default(),
+        reason: format!("metrics: {e}"),
+    })?;
+    Ok((table, predictions))
+}
+
+/// `results.json`, `table.md`, `table.csv` in `out`, each written atomically.
+pub fn write_report(out: &Path, report: &EvalReport) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_path_buf(), source })?;
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        dak_io::atomic::write_atomic(&path, text.as_bytes()).map(|_| ()).map_err(Error::from)
+    };
+    write("results.json", &serde_json::to_string_pretty(report).expect("report serialises"))?;
+    let header = format!(
+        "# {} — {}\n\nmodel: {}\n\n",
+        report.options.protocol.name(),
+        report.summary(),
+        report.model["path"].as_str().unwrap_or("?")
+    );
+    write("table.md", &(header + &report.table.markdown()))?;
+    write("table.csv", &report.table.csv())
+}

@@ -1,0 +1,77 @@
+//! Pictures of predictions against ground truth (paper Fig. 5): for N
+//! frames spread over the test set, the 3D skeletons seen from the front
+//! and from the side, ground truth in black, prediction in colour.
+
+use std::path::Path;
+
+use dak_core::skeleton::PARENTS;
+use dak_render::skeleton::{draw_bones, fit_to_panel, View};
+use dak_render::{Canvas, BLACK, PALETTE, WHITE};
+use dak_train::VideoSet;
+
+use crate::error::Result;
+
+pub const PANEL: u32 = 200;
+
+fn bones() -> Vec<(usize, usize)> {
+    PARENTS.iter().enumerate().filter_map(|(c, p)| p.map(|p| (c, p))).collect()
+}
+
+/// `(video, frame)` of `n` valid frames spread evenly over the set.
+pub fn sample_frames(videos: &VideoSet, n: usize) -> Vec<(usize, usize)> {
+    let valid: Vec<(usize, usize)> = videos
+        .videos
+        .iter()
+        .enumerate()
+        .flat_map(|(v, video)| (0..video.len()).filter(move |&f| video.valid[f]).map(move |f| (v, f)))
+        .collect();
+    if valid.is_empty() || n == 0 {
+        return Vec::new();
+    }
+    let n = n.min(valid.len());
+    (0..n).map(|i| valid[(2 * i + 1) * valid.len() / (2 * n)]).collect()
+}
+
+/// Draw ground truth and prediction of `frames`; returns the picture's size.
+pub fn render(
+    path: &Path,
+    videos: &VideoSet,
+    predictions: &[Vec<f32>],
+    frames: &[(usize, usize)],
+) -> Result<(u32, u32)> {
+    let bones = bones();
+    let views = [View::default(), View { azimuth_deg: 90.0, elevation_deg: 0.0 }];
+    let label_h = 16;
+    let width = PANEL * frames.len().max(1) as u32;
+    let height = label_h + PANEL * views.len() as u32;
+    let mut canvas = Canvas::new(width, height, WHITE);
+    for (k, &(v, f)) in frames.iter().enumerate() {
+        let video = &videos.videos[v];
+        let gt = &video.poses_mm[f * 51..(f + 1) * 51];
+        let pred = &predictions[v][f * 51..(f + 1) * 51];
+        let root = [gt[0], gt[1], gt[2]];
+        let x0 = (k as u32 * PANEL) as i64;
+        let label = format!("{} {}", video.action, f);
+        canvas.text(x0 + 4, 4, &label.chars().take(30).collect::<String>(), BLACK, 1);
+        for (row, view) in views.iter().enumerate() {
+            let points = |flat: &[f32], offset: [f32; 3]| -> Vec<(f64, f64)> {
+                flat.chunks_exact(3)
+                    .map(|p| {
+                        view.project([
+                            f64::from(p[0] - offset[0]),
+                            f64::from(p[1] - offset[1]),
+                            f64::from(p[2] - offset[2]),
+                        ])
+                    })
+                    .collect()
+            };
+            let fitted = fit_to_panel(&[points(gt, root), points(pred, [0.0; 3])], PANEL, 16.0);
+            let mut panel = Canvas::new(PANEL, PANEL, WHITE);
+            draw_bones(&mut panel, &fitted[0], &bones, BLACK, 2);
+            draw_bones(&mut panel, &fitted[1], &bones, PALETTE[3], 1);
+            canvas.blit(&panel, x0, i64::from(label_h) + (row as u32 * PANEL) as i64);
+        }
+    }
+    canvas.save_png(path)?;
+    Ok((width, height))
+}
