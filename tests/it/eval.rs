@@ -84,7 +84,7 @@ fn metrics_agree_with_the_numpy_reference_on_real_shaped_poses() {
 }
 
 /// A tiny trained run on the shared training fixture.
-fn trained_run() -> &'static PathBuf {
+pub fn trained_run() -> &'static PathBuf {
     static RUN: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
     &RUN.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();

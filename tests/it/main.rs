@@ -4,6 +4,7 @@ mod augment;
 mod cli;
 mod convert;
 mod eval;
+mod infer;
 mod interop;
 mod support;
 mod synth;

@@ -19,6 +19,7 @@ pub fn binary(name: &str) -> PathBuf {
         "dak-augment" => PathBuf::from(env!("CARGO_BIN_EXE_dak-augment")),
         "dak-train" => PathBuf::from(env!("CARGO_BIN_EXE_dak-train")),
         "dak-eval" => PathBuf::from(env!("CARGO_BIN_EXE_dak-eval")),
+        "dak-infer" => PathBuf::from(env!("CARGO_BIN_EXE_dak-infer")),
         other => panic!("unknown binary {other}"),
     }
 }

@@ -2,6 +2,8 @@
 //! that record what produced them, and pictures of predictions.
 
 pub mod error;
+pub mod infer;
+pub mod keypoints;
 pub mod model;
 pub mod protocol;
 pub mod render;

@@ -75,3 +75,40 @@ pub fn render(
     canvas.save_png(path)?;
     Ok((width, height))
 }
+
+/// `dir/frame-NNNNN.png` for every `every`-th frame of an inference: the 2D
+/// input (interpolated joints in grey) next to the 3D pose seen from
+/// `view`. Returns the files written.
+pub fn render_video(
+    dir: &Path,
+    inference: &crate::infer::Inference,
+    view: View,
+    every: usize,
+) -> Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io { path: dir.to_path_buf(), source })?;
+    let bones = bones();
+    let mut written = Vec::new();
+    for f in (0..inference.poses_mm.len()).step_by(every.max(1)) {
+        let mut canvas = Canvas::new(2 * PANEL, PANEL, WHITE);
+        let input: Vec<(f64, f64)> = inference.input_px[f].iter().map(|p| (f64::from(p[0]), f64::from(p[1]))).collect();
+        let fitted = fit_to_panel(&[input], PANEL, 16.0).remove(0);
+        draw_bones(&mut canvas, &fitted, &bones, PALETTE[0], 2);
+        for (j, p) in fitted.iter().enumerate() {
+            if inference.filled[f][j] {
+                canvas.disc(*p, 3.0, dak_render::GREY);
+            }
+        }
+        let pose = &inference.poses_mm[f];
+        let points: Vec<(f64, f64)> =
+            pose.chunks_exact(3).map(|p| view.project([f64::from(p[0]), f64::from(p[1]), f64::from(p[2])])).collect();
+        let mut panel = Canvas::new(PANEL, PANEL, WHITE);
+        draw_bones(&mut panel, &fit_to_panel(&[points], PANEL, 16.0)[0], &bones, PALETTE[3], 2);
+        canvas.blit(&panel, i64::from(PANEL), 0);
+        canvas.text(4, 4, &format!("2D {f}"), BLACK, 1);
+        canvas.text(i64::from(PANEL) + 4, 4, "3D", BLACK, 1);
+        let path = dir.join(format!("frame-{f:05}.png"));
+        canvas.save_png(&path)?;
+        written.push(path);
+    }
+    Ok(written)
+}

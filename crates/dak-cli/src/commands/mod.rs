@@ -1,6 +1,7 @@
 pub mod augment;
 pub mod convert;
 pub mod eval;
+pub mod infer;
 pub mod stats;
 pub mod synth;
 pub mod train;

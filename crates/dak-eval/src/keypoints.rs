@@ -1,0 +1,406 @@
+//! 2D keypoints of a user's video, as detectors write them, mapped to our
+//! Human3.6M-17 joints.
+//!
+//! - COCO results JSON (mmpose, detectron2, the COCO API): a list of
+//!   `{"image_id", "keypoints": [x, y, score] × 17, "score"}`, several people
+//!   per image possible; frames are the sorted distinct image ids.
+//! - An OpenPose `--write_json` folder: one `*_keypoints.json` per frame with
+//!   `people[].pose_keypoints_2d` (BODY_25 or COCO-18), frames in file-name order.
+//! - A NumPy `.npy` or CSV array `(F, 17, 2|3)` already in our joint order.
+//!
+//! Per frame the most confident person is kept. Joints H36M has and the
+//! detectors lack are derived (DESIGN: documented approximations):
+//! pelvis = mid-hips; thorax = mid-shoulders (COCO) or OpenPose's neck;
+//! spine = mid(pelvis, thorax); neck/nose = nose; head = mid-eyes, which
+//! sits lower than H36M's head-top marker (a bias of a few cm, seen by the
+//! network as a shorter neck–head bone).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use dak_core::NUM_JOINTS;
+
+use crate::error::{Error, Result};
+
+/// One joint: pixel position and confidence in [0, 1].
+pub type Keypoint = [f32; 3];
+/// Our 17 joints of one frame in pixels.
+pub type Frame2d = [[f32; 2]; NUM_JOINTS];
+/// One flag per joint of a frame.
+pub type JointFlags = [bool; NUM_JOINTS];
+
+/// Our 17 joints per frame; `None` where the detector found nobody.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeypointTrack {
+    pub frames: Vec<Option<[Keypoint; NUM_JOINTS]>>,
+    pub source: PathBuf,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Data { path: path.to_path_buf(), reason: reason.into() }
+}
+
+fn mid(a: Keypoint, b: Keypoint) -> Keypoint {
+    [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0, a[2].min(b[2])]
+}
+
+/// COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist,
+/// l/r hip, l/r knee, l/r ankle.
+pub fn from_coco17(k: &[Keypoint; 17]) -> [Keypoint; NUM_JOINTS] {
+    let pelvis = mid(k[11], k[12]);
+    let thorax = mid(k[5], k[6]);
+    [
+        pelvis,
+        k[12],
+        k[14],
+        k[16],
+        k[11],
+        k[13],
+        k[15],
+        mid(pelvis, thorax),
+        thorax,
+        k[0],
+        mid(k[1], k[2]),
+        k[5],
+        k[7],
+        k[9],
+        k[6],
+        k[8],
+        k[10],
+    ]
+}
+
+/// OpenPose BODY_25 (or COCO-18 when `body25` is false).
+pub fn from_openpose(k: &[Keypoint], body25: bool) -> [Keypoint; NUM_JOINTS] {
+    // BODY_25: 0 nose 1 neck 2-4 right arm 5-7 left arm 8 mid-hip 9-11 right
+    // leg 12-14 left leg 15/16 right/left eye. COCO-18 has no mid-hip and
+    // its legs start at 8.
+    let (r_leg, l_leg, eyes) = if body25 { (9, 12, (15, 16)) } else { (8, 11, (14, 15)) };
+    let pelvis = if body25 { k[8] } else { mid(k[8], k[11]) };
+    let thorax = k[1];
+    [
+        pelvis,
+        k[r_leg],
+        k[r_leg + 1],
+        k[r_leg + 2],
+        k[l_leg],
+        k[l_leg + 1],
+        k[l_leg + 2],
+        mid(pelvis, thorax),
+        thorax,
+        k[0],
+        mid(k[eyes.0], k[eyes.1]),
+        k[5],
+        k[6],
+        k[7],
+        k[2],
+        k[3],
+        k[4],
+    ]
+}
+
+fn triples(path: &Path, what: &str, v: &serde_json::Value, n: usize) -> Result<Vec<Keypoint>> {
+    let values = v.as_array().ok_or_else(|| bad(path, format!("{what}: not a list")))?;
+    if values.len() != n * 3 {
+        return Err(bad(
+            path,
+            format!("{what}: {} values where {} ({n} joints × x, y, score) are expected", values.len(), n * 3),
+        ));
+    }
+    let mut out = Vec::with_capacity(n);
+    for (j, c) in values.chunks_exact(3).enumerate() {
+        let mut t = [0.0f32; 3];
+        for (i, x) in c.iter().enumerate() {
+            let x = x.as_f64().ok_or_else(|| bad(path, format!("{what}: joint {j} has a non-number {x}")))?;
+            if !x.is_finite() {
+                return Err(bad(path, format!("{what}: joint {j} is {x}")));
+            }
+            t[i] = x as f32;
+        }
+        // COCO visibility flags are 0/1/2; scores of detectors are in [0, 1].
+        t[2] = t[2].clamp(0.0, 1.0);
+        out.push(t);
+    }
+    Ok(out)
+}
+
+fn mean_score(k: &[Keypoint]) -> f32 {
+    k.iter().map(|p| p[2]).sum::<f32>() / k.len().max(1) as f32
+}
+
+fn read_json(path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
+}
+
+/// COCO results JSON.
+pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
+    let json = read_json(path)?;
+    let list =
+        json.as_array().ok_or_else(|| bad(path, "expected a list of COCO results ({image_id, keypoints, score})"))?;
+    let mut best: BTreeMap<String, (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
+    let mut frame_keys: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    for (i, r) in list.iter().enumerate() {
+        let id = &r["image_id"];
+        let key = match (id.as_i64(), id.as_str()) {
+            (Some(n), _) => (n, String::new()),
+            (None, Some(s)) => (i64::MIN, s.to_string()),
+            _ => return Err(bad(path, format!("result {i}: image_id is missing or neither a number nor a string"))),
+        };
+        let name = format!("{:020}:{}", key.0.wrapping_sub(i64::MIN) as u64, key.1);
+        let k = triples(path, &format!("result {i} (image_id {id}) keypoints"), &r["keypoints"], 17)?;
+        let score = r["score"].as_f64().map_or_else(|| mean_score(&k), |s| s as f32);
+        let mapped = from_coco17(&k.try_into().expect("17 joints"));
+        frame_keys.insert(name.clone(), key);
+        if best.get(&name).is_none_or(|(s, _)| score > *s) {
+            best.insert(name, (score, mapped));
+        }
+    }
+    if best.is_empty() {
+        return Err(bad(path, "no detections"));
+    }
+    // Numeric image ids are frame numbers: an id without detections is a
+    // missing frame, not a frame that never was.
+    let numeric: Option<Vec<i64>> = frame_keys.values().map(|(n, s)| s.is_empty().then_some(*n)).collect();
+    if let Some(ids) = numeric {
+        let (lo, hi) = (ids[0], *ids.last().expect("non-empty"));
+        if hi - lo > 10_000_000 {
+            return Err(bad(path, format!("image ids span {lo}..{hi}: too many frames")));
+        }
+        let by_id: BTreeMap<i64, [Keypoint; NUM_JOINTS]> =
+            best.into_iter().map(|(name, (_, k))| (frame_keys[&name].0, k)).collect();
+        let frames = (lo..=hi).map(|id| by_id.get(&id).copied()).collect();
+        return Ok(KeypointTrack { frames, source: path.to_path_buf() });
+    }
+    Ok(KeypointTrack { frames: best.into_values().map(|(_, k)| Some(k)).collect(), source: path.to_path_buf() })
+}
+
+/// An OpenPose output folder.
+pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Io { path: dir.to_path_buf(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("_keypoints.json")))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(bad(dir, "no *_keypoints.json files (OpenPose --write_json output)"));
+    }
+    let mut frames = Vec::with_capacity(files.len());
+    for file in &files {
+        let json = read_json(file)?;
+        let people = json["people"].as_array().ok_or_else(|| bad(file, "no `people` list"))?;
+        let mut best: Option<(f32, [Keypoint; NUM_JOINTS])> = None;
+        for (i, person) in people.iter().enumerate() {
+            let values = &person["pose_keypoints_2d"];
+            let n = values.as_array().map_or(0, Vec::len) / 3;
+            let body25 = match n {
+                25 => true,
+                18 => false,
+                _ => {
+                    return Err(bad(
+                        file,
+                        format!(
+                            "person {i}: pose_keypoints_2d has {} values; BODY_25 (75) or COCO-18 (54) expected",
+                            n * 3
+                        ),
+                    ))
+                }
+            };
+            let k = triples(file, &format!("person {i} pose_keypoints_2d"), values, n)?;
+            let score = mean_score(&k);
+            if best.as_ref().is_none_or(|(s, _)| score > *s) {
+                best = Some((score, from_openpose(&k, body25)));
+            }
+        }
+        frames.push(best.map(|(_, k)| k));
+    }
+    Ok(KeypointTrack { frames, source: dir.to_path_buf() })
+}
+
+/// `(F, 17, 2|3)` from a `.npy` or a CSV with 34 or 51 values per row.
+pub fn read_array(path: &Path) -> Result<KeypointTrack> {
+    let (values, cols): (Vec<f64>, usize) = if path.extension().is_some_and(|e| e == "npy") {
+        let array = match dak_formats::npy::read(path).map_err(|e| bad(path, e.to_string()))? {
+            dak_formats::npy::Npy::Array(a) => a,
+            dak_formats::npy::Npy::Object(_) => return Err(bad(path, "holds pickled objects, not a numeric array")),
+        };
+        let shape = array.shape.clone();
+        if shape.len() != 3 || shape[1] != NUM_JOINTS || !(shape[2] == 2 || shape[2] == 3) {
+            return Err(bad(
+                path,
+                format!("array of shape {shape:?}; (frames, 17, 2 or 3) in Human3.6M order expected"),
+            ));
+        }
+        (array.data, shape[2])
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let mut values = Vec::new();
+        let mut cols = 0;
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let row: Vec<f64> = line
+                .split(',')
+                .map(|v| v.trim().parse::<f64>())
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| bad(path, format!("line {}: {e}", i + 1)))?;
+            let c = match row.len() {
+                34 => 2,
+                51 => 3,
+                n => {
+                    return Err(bad(
+                        path,
+                        format!("line {}: {n} values; 34 (x, y) or 51 (x, y, score) per frame expected", i + 1),
+                    ))
+                }
+            };
+            if cols != 0 && c != cols {
+                return Err(bad(
+                    path,
+                    format!("line {}: {} values where earlier lines had {}", i + 1, row.len(), cols * 17),
+                ));
+            }
+            cols = c;
+            values.extend(row);
+        }
+        (values, cols)
+    };
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(bad(path, format!("frame {}: value {} is not finite", i / (cols * NUM_JOINTS), values[i])));
+    }
+    let frames = values
+        .chunks_exact(cols * NUM_JOINTS)
+        .map(|f| {
+            Some(std::array::from_fn(|j| {
+                [f[j * cols] as f32, f[j * cols + 1] as f32, if cols == 3 { f[j * cols + 2] as f32 } else { 1.0 }]
+            }))
+        })
+        .collect();
+    Ok(KeypointTrack { frames, source: path.to_path_buf() })
+}
+
+/// Read `path` by its kind: a folder (OpenPose), `.json` (COCO), `.npy`/`.csv`.
+pub fn read(path: &Path) -> Result<KeypointTrack> {
+    if path.is_dir() {
+        read_openpose(path)
+    } else if path.extension().is_some_and(|e| e == "json") {
+        read_coco(path)
+    } else {
+        read_array(path)
+    }
+}
+
+/// What filling did to a track.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FillReport {
+    pub missing_frames: usize,
+    pub filled_joints: usize,
+}
+
+/// Replace joints below `min_confidence` and missing frames by linear
+/// interpolation over time between the nearest confident observations of
+/// that joint (held constant before the first and after the last). Returns
+/// pixels `(F, 17, 2)` and which joints were filled.
+pub fn fill(track: &KeypointTrack, min_confidence: f32) -> Result<(Vec<Frame2d>, Vec<JointFlags>, FillReport)> {
+    let n = track.frames.len();
+    let mut out = vec![[[0.0f32; 2]; NUM_JOINTS]; n];
+    let mut filled = vec![[false; NUM_JOINTS]; n];
+    let mut report =
+        FillReport { missing_frames: track.frames.iter().filter(|f| f.is_none()).count(), filled_joints: 0 };
+    for j in 0..NUM_JOINTS {
+        let seen: Vec<(usize, [f32; 2])> = track
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(f, k)| k.as_ref().filter(|k| k[j][2] >= min_confidence).map(|k| (f, [k[j][0], k[j][1]])))
+            .collect();
+        if seen.is_empty() {
+            return Err(bad(
+                &track.source,
+                format!(
+                    "joint {} is never seen with confidence ≥ {min_confidence} in {n} frames",
+                    dak_core::skeleton::JOINT_NAMES[j]
+                ),
+            ));
+        }
+        let mut k = 0;
+        for f in 0..n {
+            while k + 1 < seen.len() && seen[k + 1].0 <= f {
+                k += 1;
+            }
+            let (f0, p0) = seen[k];
+            out[f][j] = if f0 == f {
+                p0
+            } else {
+                filled[f][j] = true;
+                report.filled_joints += 1;
+                match seen.get(k + 1) {
+                    Some(&(f1, p1)) if f0 < f => {
+                        let t = (f - f0) as f32 / (f1 - f0) as f32;
+                        [p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t]
+                    }
+                    _ => p0,
+                }
+            };
+        }
+    }
+    Ok((out, filled, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coco() -> [Keypoint; 17] {
+        std::array::from_fn(|i| [i as f32 * 10.0, i as f32 * 20.0, 0.9])
+    }
+
+    #[test]
+    fn coco_maps_to_h36m_with_documented_approximations() {
+        let k = coco();
+        let h = from_coco17(&k);
+        assert_eq!(h[0], [115.0, 230.0, 0.9]); // pelvis = mid(l_hip 11, r_hip 12)
+        assert_eq!(h[1], k[12]);
+        assert_eq!(h[3], k[16]);
+        assert_eq!(h[4], k[11]);
+        assert_eq!(h[8], [55.0, 110.0, 0.9]); // thorax = mid-shoulders
+        assert_eq!(h[7], [85.0, 170.0, 0.9]); // spine = mid(pelvis, thorax)
+        assert_eq!(h[9], k[0]);
+        assert_eq!(h[10], [15.0, 30.0, 0.9]); // head = mid-eyes
+        assert_eq!(h[13], k[9]);
+        assert_eq!(h[16], k[10]);
+    }
+
+    #[test]
+    fn openpose_body25_and_coco18_map_the_same_body() {
+        let body25: Vec<Keypoint> = (0..25).map(|i| [i as f32, 0.0, 1.0]).collect();
+        let h = from_openpose(&body25, true);
+        assert_eq!(h[0][0], 8.0);
+        assert_eq!(h[1][0], 9.0);
+        assert_eq!(h[6][0], 14.0);
+        assert_eq!(h[8][0], 1.0);
+        assert_eq!(h[10][0], 15.5);
+        assert_eq!(h[14][0], 2.0);
+        let coco18: Vec<Keypoint> = (0..18).map(|i| [i as f32, 0.0, 1.0]).collect();
+        let h = from_openpose(&coco18, false);
+        assert_eq!(h[0][0], 9.5); // mid(r_hip 8, l_hip 11)
+        assert_eq!(h[3][0], 10.0);
+        assert_eq!(h[10][0], 14.5);
+    }
+
+    #[test]
+    fn gaps_and_weak_joints_are_interpolated() {
+        let frame = |x: f32, c: f32| Some(std::array::from_fn(|_| [x, 2.0 * x, c]));
+        let track = KeypointTrack {
+            frames: vec![frame(0.0, 1.0), None, frame(99.0, 0.1), frame(30.0, 1.0), frame(7.0, 0.0)],
+            source: "t".into(),
+        };
+        let (px, filled, report) = fill(&track, 0.3).unwrap();
+        assert_eq!(px[1][5], [10.0, 20.0]);
+        assert_eq!(px[2][5], [20.0, 40.0]);
+        assert_eq!(px[4][5], [30.0, 60.0]);
+        assert_eq!((filled[1][0], filled[3][0], filled[4][0]), (true, false, true));
+        assert_eq!(report, FillReport { missing_frames: 1, filled_joints: 3 * 17 });
+        let none = KeypointTrack { frames: vec![frame(1.0, 0.0)], source: "t".into() };
+        assert!(fill(&none, 0.3).unwrap_err().to_string().contains("never seen"));
+    }
+}

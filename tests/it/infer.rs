@@ -1,0 +1,106 @@
+//! dak-infer end to end on keypoint files written by
+//! `scripts/fixtures/make_keypoints.py` (COCO results JSON, an OpenPose
+//! folder, a short NumPy array).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{ok, python, run, workspace_root};
+
+fn keypoint_files() -> Option<(tempfile::TempDir, PathBuf)> {
+    let python = python()?;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kp");
+    ok(&Command::new(python)
+        .arg(workspace_root().join("scripts/fixtures/make_keypoints.py"))
+        .arg(&out)
+        .output()
+        .unwrap());
+    Some((dir, out))
+}
+
+fn infer(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let run_dir = crate::eval::trained_run();
+    let args = [
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        "--keypoints",
+        input.to_str().unwrap(),
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    run("dak-infer", &[&args[..], extra].concat())
+}
+
+fn poses(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("poses.json")).unwrap()).unwrap()
+}
+
+fn assert_px(actual: &serde_json::Value, expected: &serde_json::Value) {
+    for (j, (a, e)) in actual.as_array().unwrap().iter().zip(expected.as_array().unwrap()).enumerate() {
+        for k in 0..2 {
+            let (a, e) = (a[k].as_f64().unwrap(), e[k].as_f64().unwrap());
+            assert!((a - e).abs() < 1e-3, "joint {j}: {a} vs {e}");
+        }
+    }
+}
+
+#[test]
+fn coco_results_map_to_our_joints_and_gaps_are_filled() {
+    let Some((_dir, kp)) = keypoint_files() else { return };
+    let out = kp.join("out-coco");
+    let text = ok(&infer(&kp.join("coco.json"), &out, &["--render", "20"]));
+    assert!(text.contains("40 frames (1 missing"), "{text}");
+    let p = poses(&out);
+    let frames = p["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 40);
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kp.join("expected.json")).unwrap()).unwrap();
+    // Frame 0 has a decoy person with a lower score: the main one is kept.
+    assert_px(&frames[0]["keypoints_2d_px"], &expected["coco_frame0"]);
+    // Frame 5 had no detection; frame 9's left wrist (COCO 9 → H36M 13) was weak.
+    assert!(frames[5]["interpolated"].as_array().unwrap().iter().all(|b| b == true));
+    assert_eq!(frames[9]["interpolated"][13], true);
+    assert_eq!(frames[9]["interpolated"][16], false);
+    for f in frames {
+        let root = &f["joints_3d_mm"][0];
+        assert_eq!((root[0].as_f64(), root[1].as_f64(), root[2].as_f64()), (Some(0.0), Some(0.0), Some(0.0)));
+    }
+    assert_eq!(&std::fs::read(out.join("poses.parquet")).unwrap()[..4], b"PAR1");
+    let pngs: Vec<_> = std::fs::read_dir(out.join("frames")).unwrap().collect();
+    assert_eq!(pngs.len(), 2);
+}
+
+#[test]
+fn an_openpose_folder_and_a_sequence_shorter_than_t_work() {
+    let Some((_dir, kp)) = keypoint_files() else { return };
+    let out = kp.join("out-openpose");
+    ok(&infer(&kp.join("openpose"), &out, &[]));
+    let p = poses(&out);
+    assert_eq!(p["frames"].as_array().unwrap().len(), 12);
+    assert_eq!(p["fill"]["missing_frames"], 1);
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kp.join("expected.json")).unwrap()).unwrap();
+    assert_px(&p["frames"][0]["keypoints_2d_px"], &expected["openpose_frame0"]);
+
+    // 5 frames against the model's T = 9: padded, and every frame answered.
+    let out = kp.join("out-short");
+    ok(&infer(&kp.join("short.npy"), &out, &[]));
+    let frames = poses(&out)["frames"].as_array().unwrap().clone();
+    assert_eq!(frames.len(), 5);
+    assert!(frames.iter().all(|f| f["joints_3d_mm"].as_array().unwrap().len() == 17));
+}
+
+#[test]
+fn a_malformed_keypoint_file_names_file_and_field() {
+    let Some((_dir, kp)) = keypoint_files() else { return };
+    let out = infer(&kp.join("bad_coco.json"), &kp.join("out-bad"), &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad_coco.json") && err.contains("result 3") && err.contains("keypoints"), "{err}");
+    assert!(!kp.join("out-bad").join("poses.json").exists());
+}
