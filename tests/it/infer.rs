@@ -104,3 +104,41 @@ fn a_malformed_keypoint_file_names_file_and_field() {
     assert!(err.contains("bad_coco.json") && err.contains("result 3") && err.contains("keypoints"), "{err}");
     assert!(!kp.join("out-bad").join("poses.json").exists());
 }
+
+/// The export loads, strictly by name, into the PyTorch twin of G in
+/// `benches/reference/dak_pose_torch.py`, and predicts the same 3D.
+#[test]
+fn the_export_predicts_the_same_in_pytorch() {
+    let Some((_dir, kp)) = keypoint_files() else { return };
+    let Some(python) = python() else { return };
+    let out = kp.join("out-torch");
+    let export = crate::eval::trained_run().join("export");
+    let short = kp.join("short.npy");
+    let args = ["--checkpoint", export.to_str().unwrap(), "--keypoints", short.to_str().unwrap()];
+    ok(&run(
+        "dak-infer",
+        &[&args[..], &["--width", "1280", "--height", "720", "--no-flip", "--out", out.to_str().unwrap()]].concat(),
+    ));
+    let torch_out = kp.join("torch.json");
+    ok(&Command::new(python)
+        .arg(workspace_root().join("benches/reference/dak_pose_torch.py"))
+        .args([
+            export.as_os_str(),
+            kp.join("short.npy").as_os_str(),
+            "1280".as_ref(),
+            "720".as_ref(),
+            torch_out.as_os_str(),
+        ])
+        .output()
+        .unwrap());
+    let theirs: Vec<Vec<Vec<f64>>> = serde_json::from_slice(&std::fs::read(&torch_out).unwrap()).unwrap();
+    let ours = poses(&out);
+    for (f, frame) in ours["frames"].as_array().unwrap().iter().enumerate() {
+        for (j, joint) in frame["joints_3d_mm"].as_array().unwrap().iter().enumerate() {
+            for k in 0..3 {
+                let (a, b) = (joint[k].as_f64().unwrap(), theirs[f][j][k]);
+                assert!((a - b).abs() < 0.01, "frame {f} joint {j}: {a} mm (ours) vs {b} mm (PyTorch)");
+            }
+        }
+    }
+}

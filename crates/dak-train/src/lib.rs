@@ -5,6 +5,7 @@
 //! export (`checkpoint`), and the run directory that ties them (`run`).
 
 pub mod adam;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

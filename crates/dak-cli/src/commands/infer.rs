@@ -11,21 +11,21 @@ use dak_render::skeleton::View;
 #[derive(Debug, Args)]
 pub struct InferArgs {
     /// A dak-train run directory or an export directory.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "bench")]
+    pub checkpoint: Option<PathBuf>,
     /// COCO results JSON (mmpose/detectron2), an OpenPose --write_json
     /// folder, or a .npy / .csv of (frames, 17, 2|3) in Human3.6M order.
-    #[arg(long)]
-    pub keypoints: PathBuf,
+    #[arg(long, required_unless_present = "bench")]
+    pub keypoints: Option<PathBuf>,
     /// Image width of the video (pixels).
-    #[arg(long)]
-    pub width: u32,
+    #[arg(long, required_unless_present = "bench")]
+    pub width: Option<u32>,
     /// Image height of the video (pixels).
-    #[arg(long)]
-    pub height: u32,
+    #[arg(long, required_unless_present = "bench")]
+    pub height: Option<u32>,
     /// Where poses.parquet, poses.json (and frames/) go.
-    #[arg(long)]
-    pub out: PathBuf,
+    #[arg(long, required_unless_present = "bench")]
+    pub out: Option<PathBuf>,
     /// Joints below this detector confidence are interpolated over time.
     #[arg(long, default_value_t = 0.3)]
     pub min_confidence: f32,
@@ -45,19 +45,32 @@ pub struct InferArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Time inference instead (issue 9): frames/s of G at T = 81 for batch 1,
+    /// 64 and 1024 (the model of --checkpoint, else the default
+    /// configuration with random weights). One JSON line per batch size.
+    #[arg(long)]
+    pub bench: bool,
 }
 
 pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
     let device = dak_nn::parse_device(&args.device)?;
-    let model = LoadedModel::load(&args.checkpoint, device)?;
-    let track = keypoints::read(&args.keypoints)?;
+    if args.bench {
+        return bench(&args, device);
+    }
+    let (Some(checkpoint), Some(input), Some(width), Some(height), Some(out)) =
+        (&args.checkpoint, &args.keypoints, args.width, args.height, &args.out)
+    else {
+        anyhow::bail!("--checkpoint, --keypoints, --width, --height and --out are required");
+    };
+    let model = LoadedModel::load(checkpoint, device)?;
+    let track = keypoints::read(input)?;
     let flip = model.trained_with_flip && !args.no_flip;
-    let result = infer::infer(&model, &track, args.width, args.height, args.min_confidence, flip, device)?;
-    infer::write(&args.out, &result, model.provenance.clone())?;
+    let result = infer::infer(&model, &track, width, height, args.min_confidence, flip, device)?;
+    infer::write(out, &result, model.provenance.clone())?;
     let mut rendered = 0;
     if args.render > 0 {
         let view = View { azimuth_deg: args.azimuth, elevation_deg: args.elevation };
-        rendered = dak_eval::render::render_video(&args.out.join("frames"), &result, view, args.render)?.len();
+        rendered = dak_eval::render::render_video(&out.join("frames"), &result, view, args.render)?.len();
     }
     if !quiet {
         crate::print_stdout(&format!(
@@ -65,9 +78,31 @@ pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
             result.poses_mm.len(),
             result.fill.missing_frames,
             result.fill.filled_joints,
-            args.out.join("poses.parquet").display(),
+            out.join("poses.parquet").display(),
             if rendered > 0 { format!(", {rendered} pictures in frames/") } else { String::new() }
         ))?;
+    }
+    Ok(())
+}
+
+fn bench(args: &InferArgs, device: tch::Device) -> anyhow::Result<()> {
+    let loaded;
+    let (_vs, fresh);
+    let g = match &args.checkpoint {
+        Some(path) => {
+            loaded = LoadedModel::load(path, device)?;
+            &loaded.g
+        }
+        None => {
+            let config = dak_model::ModelConfig { frames: 81, ..dak_model::ModelConfig::default() };
+            _vs = tch::nn::VarStore::new(device);
+            fresh = dak_model::Estimator::new(&_vs.root(), &config);
+            &fresh
+        }
+    };
+    for batch in [1, 64, 1024] {
+        let record = dak_train::bench::inference(g, device, batch, 5, 20);
+        crate::print_stdout(&format!("{}\n", serde_json::to_string(&record)?))?;
     }
     Ok(())
 }

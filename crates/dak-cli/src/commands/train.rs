@@ -142,6 +142,15 @@ pub struct TrainArgs {
     /// Print the parameter count of every module and exit.
     #[arg(long)]
     pub print_params: bool,
+    /// Time training steps instead of training (issue 9): G alone and the
+    /// full method at --batch-size (default 64), T = 27 and 81, fp32 (and
+    /// bf16 on CUDA), on random data; with --shards also the windows/s the
+    /// loader delivers. Prints one JSON line per measurement.
+    #[arg(long)]
+    pub bench: bool,
+    /// Timed steps per measurement (after 5 warm-up steps).
+    #[arg(long, default_value_t = 20)]
+    pub bench_steps: usize,
 }
 
 impl TrainArgs {
@@ -323,6 +332,9 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     if args.print_params {
         return print_params(&args.config()?);
     }
+    if args.bench {
+        return bench(&args, device);
+    }
     let Some(out) = args.out.clone() else { bail!("--out is required: the run directory") };
     let existing = out.join(checkpoint::CHECKPOINT_JSON).exists();
     let config = if args.resume {
@@ -396,5 +408,31 @@ fn clear_run(out: &Path) -> anyhow::Result<()> {
         }
     }
     std::fs::remove_dir_all(run::export_dir(out)).ok();
+    Ok(())
+}
+
+fn bench(args: &TrainArgs, device: tch::Device) -> anyhow::Result<()> {
+    use dak_train::bench;
+    let base = args.config()?;
+    let batch = args.batch_size.unwrap_or(64);
+    let precisions: &[Precision] =
+        if matches!(device, tch::Device::Cuda(_)) { &[Precision::Fp32, Precision::Bf16] } else { &[Precision::Fp32] };
+    let frame_counts = if args.frames.is_some() { vec![base.model.frames] } else { vec![27, 81] };
+    for &frames in &frame_counts {
+        for &precision in precisions {
+            for ablation in [Ablation::Baseline, Ablation::Full] {
+                let mut config = TrainConfig { ablation, precision, ..base.clone() };
+                config.model.frames = frames;
+                let record = bench::train_step(&config, device, batch, 5, args.bench_steps)?;
+                crate::print_stdout(&format!("{}\n", serde_json::to_string(&record)?))?;
+            }
+        }
+    }
+    if !args.shards.is_empty() {
+        let videos = VideoSet::load(&args.shards, &base.train, base.input_2d)?;
+        let rate = bench::loader(&videos, base.model.frames, batch, 3.0);
+        let line = serde_json::json!({ "impl": "dak-pose", "work": "loader", "frames": base.model.frames, "batch": batch, "windows_per_s": rate });
+        crate::print_stdout(&format!("{line}\n"))?;
+    }
     Ok(())
 }

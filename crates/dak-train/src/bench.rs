@@ -1,0 +1,192 @@
+//! Timings for issue 9, the twin of `benches/reference/bench_torch.py`:
+//! median step time after warm-up, with device synchronisation, on random
+//! data of the configured shapes (no shards needed).
+
+use std::time::Instant;
+
+use dak_core::{Intrinsics, NUM_JOINTS};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::{Ablation, TrainConfig};
+use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
+use crate::error::Result;
+use crate::trainer::{TrainData, Trainer};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchRecord {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    pub device: String,
+    pub work: String,
+    pub frames: usize,
+    pub batch: usize,
+    pub precision: String,
+    pub step_s: f64,
+    pub samples_per_s: Option<f64>,
+    pub frames_per_s: Option<f64>,
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Median of `steps` timed calls after `warmup` untimed ones.
+pub fn median_time(device: Device, warmup: usize, steps: usize, mut f: impl FnMut()) -> f64 {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut times: Vec<f64> = (0..steps.max(1))
+        .map(|_| {
+            sync(device);
+            let t0 = Instant::now();
+            f();
+            sync(device);
+            t0.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Random videos and synthetic clips with the shapes of a real batch.
+pub fn random_data(frames: usize, batch: usize) -> TrainData {
+    let camera = Intrinsics::pinhole(1145.0, 1000, 1002);
+    let len = frames * 4;
+    let videos = (0..batch.max(1))
+        .map(|v| {
+            let g = |n: usize, scale: f64, offset: f64| -> Vec<f32> {
+                (0..n).map(|i| (((i * 7919 + v * 104_729) % 1000) as f64 / 1000.0 * scale + offset) as f32).collect()
+            };
+            let mut poses = g(len * NUM_JOINTS * 3, 400.0, -200.0);
+            for p in poses.chunks_exact_mut(3) {
+                p[2] += 4500.0;
+            }
+            Video {
+                dataset: "bench".into(),
+                subject: "S0".into(),
+                action: "random".into(),
+                sequence: format!("v{v}"),
+                camera: "0".into(),
+                intrinsics: camera,
+                inputs: g(len * NUM_JOINTS * 2, 2.0, -1.0),
+                poses_mm: poses,
+                valid: vec![true; len],
+            }
+        })
+        .collect();
+    let synthetic = |mode: &str| {
+        let n = 4 * batch.max(1) as i64;
+        let (t, j) = (frames as i64, NUM_JOINTS as i64);
+        let pose = Tensor::rand([n, t, j, 3], (Kind::Float, Device::Cpu)) * 400.0 + 4000.0;
+        SyntheticSet {
+            mode: mode.into(),
+            x: Tensor::rand([n, t, j, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0,
+            target: root_relative_m(&pose),
+            dirs: Vec::new(),
+        }
+    };
+    TrainData {
+        train: VideoSet { videos, inputs: Vec::new() },
+        eval: None,
+        sma: Some(synthetic("sma")),
+        dma: Some(synthetic("dma")),
+    }
+}
+
+/// Training steps of `config.ablation` (baseline = G alone) at `batch`.
+pub fn train_step(
+    config: &TrainConfig,
+    device: Device,
+    batch: usize,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchRecord> {
+    let config = TrainConfig { batch_size: batch, ..config.clone() };
+    let frames = config.model.frames;
+    let work = if config.ablation == Ablation::Baseline {
+        "train-g".to_string()
+    } else {
+        format!("train-{}", config.ablation.name())
+    };
+    let precision = format!("{:?}", config.precision).to_lowercase();
+    let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
+    let windows = trainer.epoch_batches(0).remove(0);
+    let t = median_time(device, warmup, steps, || {
+        trainer.train_step(&windows, 0.5);
+    });
+    Ok(BenchRecord {
+        implementation: "dak-pose",
+        device: dak_nn::device::device_name(device),
+        work,
+        frames,
+        batch,
+        precision,
+        step_s: t,
+        samples_per_s: Some(batch as f64 / t),
+        frames_per_s: None,
+    })
+}
+
+/// Inference of G alone on random input.
+pub fn inference(g: &dak_model::Estimator, device: Device, batch: usize, warmup: usize, steps: usize) -> BenchRecord {
+    let frames = g.config.frames;
+    let x = (Tensor::rand([batch as i64, frames as i64, NUM_JOINTS as i64, 2], (Kind::Float, device)) * 2.0 - 1.0)
+        .to_kind(g.kind());
+    let t = tch::no_grad(|| {
+        median_time(device, warmup, steps, || {
+            let _ = g.forward(&x, false);
+        })
+    });
+    BenchRecord {
+        implementation: "dak-pose",
+        device: dak_nn::device::device_name(device),
+        work: "inference".into(),
+        frames,
+        batch,
+        precision: format!("{:?}", g.kind()).to_lowercase(),
+        step_s: t,
+        samples_per_s: None,
+        frames_per_s: Some((batch * frames) as f64 / t),
+    }
+}
+
+/// Windows per second that batch assembly (the loader) delivers on the CPU.
+pub fn loader(videos: &VideoSet, frames: usize, batch: usize, seconds: f64) -> f64 {
+    let windows = videos.windows(frames);
+    if windows.is_empty() {
+        return 0.0;
+    }
+    let t0 = Instant::now();
+    let mut delivered = 0usize;
+    let mut i = 0;
+    while t0.elapsed().as_secs_f64() < seconds {
+        let chunk: Vec<_> = (0..batch).map(|k| windows[(i + k) % windows.len()]).collect();
+        let b = videos.batch(&chunk, frames, Device::Cpu);
+        delivered += b.len();
+        i += batch;
+    }
+    delivered as f64 / t0.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_steps_run_and_report_positive_rates() {
+        let mut config = TrainConfig { ablation: Ablation::Full, ..TrainConfig::default() };
+        config.model.frames = 9;
+        config.model.channels = 16;
+        config.model.encoder_layers = 2;
+        config.model.decoder_layers = 1;
+        config.model.heads = 2;
+        let r = train_step(&config, Device::Cpu, 4, 1, 2).unwrap();
+        assert_eq!(r.work, "train-full");
+        assert!(r.step_s > 0.0 && r.samples_per_s.unwrap() > 0.0);
+        let data = random_data(9, 4);
+        assert!(loader(&data.train, 9, 4, 0.05) > 0.0);
+    }
+}
