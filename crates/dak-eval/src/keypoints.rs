@@ -138,8 +138,9 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
     let json = read_json(path)?;
     let list =
         json.as_array().ok_or_else(|| bad(path, "expected a list of COCO results ({image_id, keypoints, score})"))?;
-    let mut best: BTreeMap<String, (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
-    let mut frame_keys: BTreeMap<String, (i64, String)> = BTreeMap::new();
+    // Keyed (number, "") for numeric ids and (MIN, id) for string ids, so
+    // numeric frames sort by number and string ids by name.
+    let mut best: BTreeMap<(i64, String), (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
     for (i, r) in list.iter().enumerate() {
         let id = &r["image_id"];
         let key = match (id.as_i64(), id.as_str()) {
@@ -147,29 +148,24 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
             (None, Some(s)) => (i64::MIN, s.to_string()),
             _ => return Err(bad(path, format!("result {i}: image_id is missing or neither a number nor a string"))),
         };
-        let name = format!("{:020}:{}", key.0.wrapping_sub(i64::MIN) as u64, key.1);
         let k = triples(path, &format!("result {i} (image_id {id}) keypoints"), &r["keypoints"], 17)?;
         let score = r["score"].as_f64().map_or_else(|| mean_score(&k), |s| s as f32);
         let mapped = from_coco17(&k.try_into().expect("17 joints"));
-        frame_keys.insert(name.clone(), key);
-        if best.get(&name).is_none_or(|(s, _)| score > *s) {
-            best.insert(name, (score, mapped));
+        if best.get(&key).is_none_or(|(s, _)| score > *s) {
+            best.insert(key, (score, mapped));
         }
     }
-    if best.is_empty() {
+    let (Some(((lo, _), _)), Some(((hi, _), _))) = (best.first_key_value(), best.last_key_value()) else {
         return Err(bad(path, "no detections"));
-    }
+    };
     // Numeric image ids are frame numbers: an id without detections is a
     // missing frame, not a frame that never was.
-    let numeric: Option<Vec<i64>> = frame_keys.values().map(|(n, s)| s.is_empty().then_some(*n)).collect();
-    if let Some(ids) = numeric {
-        let (lo, hi) = (ids[0], *ids.last().expect("non-empty"));
+    if best.keys().all(|(_, s)| s.is_empty()) {
+        let (lo, hi) = (*lo, *hi);
         if hi - lo > 10_000_000 {
             return Err(bad(path, format!("image ids span {lo}..{hi}: too many frames")));
         }
-        let by_id: BTreeMap<i64, [Keypoint; NUM_JOINTS]> =
-            best.into_iter().map(|(name, (_, k))| (frame_keys[&name].0, k)).collect();
-        let frames = (lo..=hi).map(|id| by_id.get(&id).copied()).collect();
+        let frames = (lo..=hi).map(|id| best.get(&(id, String::new())).map(|(_, k)| *k)).collect();
         return Ok(KeypointTrack { frames, source: path.to_path_buf() });
     }
     Ok(KeypointTrack { frames: best.into_values().map(|(_, k)| Some(k)).collect(), source: path.to_path_buf() })

@@ -54,15 +54,6 @@ impl EvalReport {
     }
 }
 
-pub fn describe_shards(dirs: &[PathBuf]) -> Vec<serde_json::Value> {
-    dirs.iter()
-        .map(|d| {
-            let text = std::fs::read(d.join(dak_io::MANIFEST_FILE)).unwrap_or_default();
-            serde_json::json!({ "dir": d, "manifest_sha256": dak_io::atomic::sha256_hex(&text) })
-        })
-        .collect()
-}
-
 /// The test frames of `protocol` in `shards`.
 pub fn load_videos(shards: &[PathBuf], options: &EvalOptions) -> Result<VideoSet> {
     let filter = options.protocol.filter();

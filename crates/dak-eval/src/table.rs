@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use dak_core::skeleton::{pose_from_flat, root_relative};
 use dak_core::{metrics, Pose3};
 use dak_train::VideoSet;
 use serde::{Deserialize, Serialize};
@@ -71,12 +70,10 @@ impl Table {
         predictions: &[Vec<f32>],
     ) -> Result<Table, dak_core::GeometryError> {
         let mut groups: BTreeMap<String, (Vec<Pose3>, Vec<Pose3>)> = BTreeMap::new();
-        for (video, p) in videos.videos.iter().zip(predictions) {
-            let entry = groups.entry(protocol.group_of(video)).or_default();
-            for f in (0..video.len()).filter(|&f| video.valid[f]) {
-                entry.0.push(pose_from_flat(&p[f * 51..(f + 1) * 51]));
-                entry.1.push(root_relative(&pose_from_flat(&video.poses_mm[f * 51..(f + 1) * 51])));
-            }
+        for (v, pred, gt) in videos.valid_pose_pairs(predictions) {
+            let entry = groups.entry(protocol.group_of(&videos.videos[v])).or_default();
+            entry.0.push(pred);
+            entry.1.push(gt);
         }
         let mut rows = Vec::new();
         let (mut all_pred, mut all_gt) = (Vec::new(), Vec::new());

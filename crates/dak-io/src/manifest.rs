@@ -10,6 +10,18 @@ use crate::error::{Error, Result};
 use crate::schema::Table;
 use crate::MANIFEST_FILE;
 
+/// `{dir, manifest_sha256}` of each shard directory, recorded with outputs
+/// so a result can be traced to the exact inputs (an unreadable manifest
+/// hashes as empty).
+pub fn describe_dirs(dirs: &[PathBuf]) -> Vec<serde_json::Value> {
+    dirs.iter()
+        .map(|d| {
+            let text = std::fs::read(d.join(MANIFEST_FILE)).unwrap_or_default();
+            serde_json::json!({ "dir": d, "manifest_sha256": crate::atomic::sha256_hex(&text) })
+        })
+        .collect()
+}
+
 pub const MANIFEST_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

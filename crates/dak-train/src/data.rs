@@ -174,6 +174,21 @@ impl VideoSet {
         self.videos.iter().map(Video::len).sum()
     }
 
+    /// `(video, prediction, ground truth)` for every valid frame, both
+    /// root-relative in mm; `predictions` hold F × 51 values per video.
+    pub fn valid_pose_pairs<'a>(
+        &'a self,
+        predictions: &'a [Vec<f32>],
+    ) -> impl Iterator<Item = (usize, dak_core::Pose3, dak_core::Pose3)> + 'a {
+        use dak_core::skeleton::{pose_from_flat, root_relative};
+        self.videos.iter().zip(predictions).enumerate().flat_map(|(v, (video, p))| {
+            (0..video.len()).filter(|&f| video.valid[f]).map(move |f| {
+                let gt = root_relative(&pose_from_flat(&video.poses_mm[f * J3..(f + 1) * J3]));
+                (v, pose_from_flat(&p[f * J3..(f + 1) * J3]), gt)
+            })
+        })
+    }
+
     /// Windows tiling every video with stride `stride` (the last may run
     /// past the end and is padded).
     pub fn windows(&self, stride: usize) -> Vec<Window> {

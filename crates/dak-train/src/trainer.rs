@@ -8,7 +8,6 @@
 //! weights, the optimizer moments and two counters.
 
 use dak_augment::item_rng;
-use dak_core::skeleton::pose_from_flat;
 use dak_core::{metrics, NUM_JOINTS};
 use dak_model::gradient_reversal;
 use dak_nn::geometry;
@@ -365,13 +364,7 @@ pub fn predict_videos(
 /// MPJPE and P-MPJPE of root-relative predictions against each video's
 /// root-relative ground truth, over valid frames.
 pub fn evaluate_predictions(videos: &VideoSet, predictions: &[Vec<f32>]) -> Result<EvalResult> {
-    let (mut pred, mut gt) = (Vec::new(), Vec::new());
-    for (video, p) in videos.videos.iter().zip(predictions) {
-        for f in (0..video.len()).filter(|&f| video.valid[f]) {
-            pred.push(pose_from_flat(&p[f * 51..(f + 1) * 51]));
-            gt.push(dak_core::skeleton::root_relative(&pose_from_flat(&video.poses_mm[f * 51..(f + 1) * 51])));
-        }
-    }
+    let (pred, gt): (Vec<_>, Vec<_>) = videos.valid_pose_pairs(predictions).map(|(_, p, g)| (p, g)).unzip();
     let err = |e: dak_core::GeometryError| Error::Data {
         path: videos.inputs.first().cloned().unwrap_or_default(),
         reason: format!("evaluation: {e}"),

@@ -69,14 +69,7 @@ impl SourceArgs {
     }
 
     fn describe(&self) -> serde_json::Value {
-        let manifests: Vec<serde_json::Value> = self
-            .shards
-            .iter()
-            .map(|d| {
-                let text = std::fs::read(d.join(dak_io::MANIFEST_FILE)).unwrap_or_default();
-                serde_json::json!({ "dir": d, "manifest_sha256": dak_io::atomic::sha256_hex(&text) })
-            })
-            .collect();
+        let manifests = dak_io::manifest::describe_dirs(&self.shards);
         serde_json::json!({ "shards": manifests, "datasets": self.dataset, "splits": self.split, "subjects": self.subjects })
     }
 }

@@ -60,7 +60,7 @@ pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
         options,
         table,
         model: model.provenance.clone(),
-        shards: dak_eval::describe_shards(&args.shards),
+        shards: dak_io::manifest::describe_dirs(&args.shards),
         command: crate::command_line(),
     };
     let out = args.out.unwrap_or_else(|| {

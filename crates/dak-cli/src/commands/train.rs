@@ -162,11 +162,6 @@ impl TrainArgs {
             }
             None => TrainConfig::default(),
         };
-        let set = |dst: &mut usize, v: Option<usize>| {
-            if let Some(v) = v {
-                *dst = v;
-            }
-        };
         set(&mut c.epochs, self.epochs);
         set(&mut c.batch_size, self.batch_size);
         set(&mut c.model.frames, self.frames);
@@ -174,21 +169,17 @@ impl TrainArgs {
         set(&mut c.model.encoder_layers, self.encoder_layers);
         set(&mut c.model.decoder_layers, self.decoder_layers);
         set(&mut c.model.heads, self.heads);
-        let setf = |dst: &mut f64, v: Option<f64>| {
-            if let Some(v) = v {
-                *dst = v;
-            }
-        };
-        setf(&mut c.learning_rate, self.lr);
-        setf(&mut c.lr_decay, self.lr_decay);
-        setf(&mut c.model.dropout, self.dropout);
-        setf(&mut c.losses.pe, self.lambda_pe);
-        setf(&mut c.losses.fd, self.lambda_fd);
-        setf(&mut c.losses.dg, self.lambda_dg);
-        setf(&mut c.losses.adv_str, self.lambda_str);
-        setf(&mut c.losses.adv_dyn, self.lambda_dyn);
-        setf(&mut c.grl.lambda_max, self.grl_lambda);
-        setf(&mut c.grl.warmup_epochs, self.warmup_epochs);
+        set(&mut c.learning_rate, self.lr);
+        set(&mut c.lr_decay, self.lr_decay);
+        set(&mut c.model.dropout, self.dropout);
+        set(&mut c.losses.pe, self.lambda_pe);
+        set(&mut c.losses.fd, self.lambda_fd);
+        set(&mut c.losses.dg, self.lambda_dg);
+        set(&mut c.losses.adv_str, self.lambda_str);
+        set(&mut c.losses.adv_dyn, self.lambda_dyn);
+        set(&mut c.grl.lambda_max, self.grl_lambda);
+        set(&mut c.grl.warmup_epochs, self.warmup_epochs);
+        set(&mut c.seed, self.seed);
         if let Some(a) = self.ablation {
             c.ablation = a;
         }
@@ -210,9 +201,6 @@ impl TrainArgs {
         if self.stride.is_some() {
             c.stride = self.stride;
         }
-        if let Some(s) = self.seed {
-            c.seed = s;
-        }
         let filter = |dst: &mut SourceFilter, datasets: &[String], splits: &[String], subjects: &[String]| {
             if !datasets.is_empty() {
                 dst.datasets = datasets.to_vec();
@@ -228,6 +216,13 @@ impl TrainArgs {
         filter(&mut c.eval, &self.eval_dataset, &self.eval_split, &self.eval_subjects);
         c.validate()?;
         Ok(c)
+    }
+}
+
+/// A flag given on the command line overrides the configuration's value.
+fn set<T>(dst: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *dst = v;
     }
 }
 
