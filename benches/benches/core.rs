@@ -61,7 +61,7 @@ fn synth_write(c: &mut Criterion) {
     g.bench_function("synth+write/16k frames", |b| {
         b.iter(|| {
             let dir = tempfile::tempdir().unwrap();
-            synth::generate(&config, dir.path(), false, vec![], &dak_io::Silent).unwrap()
+            synth::generate(&config, dir.path(), false, vec![], Default::default(), &dak_io::Silent).unwrap()
         })
     });
     g.finish();

@@ -23,7 +23,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let config = SynthConfig { seed: 3, frames: 120, ..SynthConfig::default() };
-        synth::generate(&config, &root.join("demo"), false, vec!["test".into()], &Silent).unwrap();
+        synth::generate(&config, &root.join("demo"), false, vec!["test".into()], Default::default(), &Silent).unwrap();
         let shards = root.join("demo");
         let shards = shards.to_str().unwrap();
         let sma = root.join("sma");

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::support::{python, run, workspace_root};
 
 /// The fixtures, generated once per test run; `None` when no Python is set up.
-fn fixtures() -> Option<&'static (PathBuf, Value)> {
+pub(crate) fn fixtures() -> Option<&'static (PathBuf, Value)> {
     static FIXTURES: OnceLock<Option<(PathBuf, Value)>> = OnceLock::new();
     FIXTURES
         .get_or_init(|| {

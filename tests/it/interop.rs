@@ -20,7 +20,7 @@ fn python_reads_rust_shards_with_identical_values() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let config = SynthConfig { seed: 11, frames: 6, ..SynthConfig::default() };
-    synth::generate(&config, dir.path(), false, vec![], &Silent).unwrap();
+    synth::generate(&config, dir.path(), false, vec![], Default::default(), &Silent).unwrap();
 
     let output = Command::new(python)
         .arg(workspace_root().join("tests/python/read_shards.py"))

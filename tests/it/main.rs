@@ -6,6 +6,8 @@ mod convert;
 mod eval;
 mod infer;
 mod interop;
+mod pipeline;
+mod shard;
 mod support;
 mod synth;
 mod train;

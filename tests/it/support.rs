@@ -15,6 +15,7 @@ pub fn workspace_root() -> PathBuf {
 /// Path of a dak-* binary, built by cargo alongside this test.
 pub fn binary(name: &str) -> PathBuf {
     match name {
+        "dak" => PathBuf::from(env!("CARGO_BIN_EXE_dak")),
         "dak-prep" => PathBuf::from(env!("CARGO_BIN_EXE_dak-prep")),
         "dak-augment" => PathBuf::from(env!("CARGO_BIN_EXE_dak-augment")),
         "dak-train" => PathBuf::from(env!("CARGO_BIN_EXE_dak-train")),

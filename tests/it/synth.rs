@@ -11,7 +11,7 @@ fn small(seed: u64) -> SynthConfig {
 
 fn generate(config: &SynthConfig) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let out = synth::generate(config, dir.path(), false, vec!["test".into()], &Silent).unwrap();
+    let out = synth::generate(config, dir.path(), false, vec!["test".into()], Default::default(), &Silent).unwrap();
     assert!(out.written);
     dir
 }
@@ -26,7 +26,7 @@ fn same_seed_gives_byte_identical_shards_other_seed_does_not() {
         crate::support::parquet_files(b.path()),
         crate::support::parquet_files(c.path()),
     );
-    assert_eq!(fa.len(), 2, "one frames file and the camera table");
+    assert_eq!(fa.len(), 4, "three files of up to 32 sequences and the camera table");
     assert!(fa == fb, "same seed must give identical bytes");
     assert!(fa[1].1 != fc[1].1, "another seed must change the data");
 }
@@ -35,12 +35,12 @@ fn same_seed_gives_byte_identical_shards_other_seed_does_not() {
 fn rerun_is_a_no_op_and_a_changed_config_needs_force() {
     let dir = generate(&small(1));
     let before = crate::support::parquet_files(dir.path());
-    let again = synth::generate(&small(1), dir.path(), false, vec![], &Silent).unwrap();
+    let again = synth::generate(&small(1), dir.path(), false, vec![], Default::default(), &Silent).unwrap();
     assert!(!again.written);
-    let err = synth::generate(&small(2), dir.path(), false, vec![], &Silent).unwrap_err();
+    let err = synth::generate(&small(2), dir.path(), false, vec![], Default::default(), &Silent).unwrap_err();
     assert!(err.to_string().contains("--force"), "{err}");
     assert_eq!(crate::support::parquet_files(dir.path()), before, "a refused run changes nothing");
-    assert!(synth::generate(&small(2), dir.path(), true, vec![], &Silent).unwrap().written);
+    assert!(synth::generate(&small(2), dir.path(), true, vec![], Default::default(), &Silent).unwrap().written);
 }
 
 #[test]

@@ -23,7 +23,7 @@ fn fixture() -> &'static Fixture {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().to_path_buf();
         let config = SynthConfig { seed: 5, frames: 40, ..SynthConfig::default() };
-        synth::generate(&config, &root.join("demo"), false, vec!["test".into()], &Silent).unwrap();
+        synth::generate(&config, &root.join("demo"), false, vec!["test".into()], Default::default(), &Silent).unwrap();
         let shards = root.join("demo");
         let syn = root.join("syn");
         let args = ["-q", "--mode", "structure", "--shards", shards.to_str().unwrap(), "--dataset", "demo-source"];

@@ -3,9 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use dak_core::Intrinsics;
-use dak_io::{Manifest, OutputDir, Prepared, ShardWriter, SyntheticClipBuilder, SyntheticClipRow, Table};
+use dak_io::{
+    FileEntry, Manifest, OutputDir, Prepared, ShardSpec, ShardWriter, SyntheticClipBuilder, SyntheticClipRow, Table,
+};
 
 use crate::error::{Error, Result};
+use crate::report::StatisticsAccumulator;
 
 /// One finished synthetic clip, ready for its row.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,10 +32,12 @@ pub enum Opened {
     UpToDate(Manifest),
 }
 
-/// Appends clips in `clip_id` order and finishes the directory with a manifest.
+/// Writes clips group by group (one file per group, `part-NNNNN.parquet`)
+/// and finishes the directory with a manifest; a shard writes only its groups.
 pub struct SyntheticWriter {
     dir: OutputDir,
-    writer: ShardWriter,
+    writer: Option<ShardWriter>,
+    files: Vec<FileEntry>,
     builder: SyntheticClipBuilder,
     mode: String,
     config: serde_json::Value,
@@ -40,11 +45,12 @@ pub struct SyntheticWriter {
 }
 
 impl SyntheticWriter {
-    /// Prepare `out` for a run of `mode` described by `config` (settings and
-    /// inputs). A finished output with the same config is up to date; one
-    /// with another config is only replaced with `force`.
-    pub fn open(out: &Path, mode: &str, config: serde_json::Value, force: bool) -> Result<Opened> {
-        let dir = match OutputDir::prepare(out, force)? {
+    /// Prepare `out` (or this shard's part of it) for a run of `mode`
+    /// described by `config` (settings and inputs). A finished output with
+    /// the same config is up to date; one with another config is only
+    /// replaced with `force`.
+    pub fn open(out: &Path, mode: &str, config: serde_json::Value, force: bool, shard: ShardSpec) -> Result<Opened> {
+        let dir = match OutputDir::prepare_shard(out, shard, force)? {
             Prepared::Existing(m) if m.extra.get("config") == Some(&config) => return Ok(Opened::UpToDate(m)),
             Prepared::Existing(_) => {
                 return Err(Error::Source {
@@ -55,10 +61,10 @@ impl SyntheticWriter {
             }
             Prepared::Fresh(dir) => dir,
         };
-        let writer = dir.writer(Table::SyntheticClips, "part");
         Ok(Opened::Fresh(Box::new(SyntheticWriter {
             dir,
-            writer,
+            writer: None,
+            files: Vec::new(),
             builder: SyntheticClipBuilder::with_capacity(256),
             mode: mode.to_string(),
             config,
@@ -68,6 +74,27 @@ impl SyntheticWriter {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    pub fn shard(&self) -> ShardSpec {
+        self.dir.shard()
+    }
+
+    /// Clips pushed from here on go to group `group`'s file.
+    pub fn start_group(&mut self, group: usize) -> Result<()> {
+        self.end_group()?;
+        self.writer = Some(self.dir.group_writer(Table::SyntheticClips, group));
+        Ok(())
+    }
+
+    pub fn end_group(&mut self) -> Result<()> {
+        if let Some(mut writer) = self.writer.take() {
+            if !self.builder.is_empty() {
+                writer.write(&self.builder.finish())?;
+            }
+            self.files.extend(writer.finish()?);
+        }
+        Ok(())
     }
 
     pub fn push(&mut self, clip: &SyntheticClip) -> Result<()> {
@@ -83,23 +110,61 @@ impl SyntheticWriter {
             joints_2d_px: &clip.joints_2d_px,
         })?;
         if self.builder.len() >= self.batch_rows {
-            self.writer.write(&self.builder.finish())?;
+            let writer = self.writer.as_mut().expect("push after start_group");
+            writer.write(&self.builder.finish())?;
         }
         Ok(())
     }
 
-    /// Close the files and write the manifest (with `report` in its extras):
-    /// the directory counts as finished only from here.
-    pub fn finish(mut self, command: Vec<String>, seed: u64, report: serde_json::Value) -> Result<Manifest> {
-        if !self.builder.is_empty() {
-            self.writer.write(&self.builder.finish())?;
-        }
-        let files = self.writer.finish()?;
-        let mut manifest = Manifest::new(Table::SyntheticClips, files, command, Some(seed));
+    /// Close the files and write the manifest (with `report` in its extras;
+    /// its `synthetic` statistics come from the groups' accumulators, merged
+    /// in group order): the directory, or this shard, counts as finished
+    /// only from here. Returns the manifest written.
+    pub fn finish(
+        mut self,
+        command: Vec<String>,
+        seed: u64,
+        mut report: serde_json::Value,
+        groups: &[(usize, StatisticsAccumulator)],
+        group_count: usize,
+    ) -> Result<Manifest> {
+        self.end_group()?;
+        report["synthetic"] = serde_json::Value::Null;
+        let mut manifest = Manifest::new(Table::SyntheticClips, self.files, command, Some(seed));
         manifest.extra = serde_json::json!({ "mode": self.mode, "config": self.config, "report": report });
-        self.dir.finish(&manifest)?;
-        Ok(manifest)
+        let partial = serde_json::json!({
+            "statistics": groups.iter().map(|(g, acc)| serde_json::json!([g, acc.to_words()])).collect::<Vec<_>>(),
+        });
+        let owned = groups.iter().map(|(g, _)| *g).collect();
+        let dir = self.dir.path().to_path_buf();
+        let finalize = |extra: &mut serde_json::Value, partials: &[serde_json::Value]| {
+            finalize_report(extra, partials)
+                .map_err(|e| dak_io::Error::ShardMismatch { dir: dir.clone(), what: e.to_string() })
+        };
+        Ok(self.dir.finish_groups(manifest, group_count, owned, partial, &finalize)?)
     }
+}
+
+/// Fill `extra.report.synthetic` from the shards' per-group statistics.
+pub fn finalize_report(extra: &mut serde_json::Value, partials: &[serde_json::Value]) -> Result<()> {
+    let bad = |why: &str| Error::Source { path: PathBuf::from("manifest"), reason: format!("shard statistics {why}") };
+    let mut groups: Vec<(u64, StatisticsAccumulator)> = Vec::new();
+    for partial in partials {
+        for item in partial["statistics"].as_array().ok_or_else(|| bad("missing"))? {
+            let group = item[0].as_u64().ok_or_else(|| bad("without a group"))?;
+            let words: Vec<u64> = item[1]
+                .as_array()
+                .ok_or_else(|| bad("unreadable"))?
+                .iter()
+                .map(|w| w.as_u64().ok_or_else(|| bad("unreadable")))
+                .collect::<Result<_>>()?;
+            groups.push((group, StatisticsAccumulator::from_words(&words).ok_or_else(|| bad("of the wrong size"))?));
+        }
+    }
+    groups.sort_by_key(|(g, _)| *g);
+    let stats = crate::sampling::merge_in_order(groups.iter().map(|(_, a)| a)).finish();
+    extra["report"]["synthetic"] = serde_json::to_value(stats).expect("statistics serialise");
+    Ok(())
 }
 
 /// Write `report.json` next to the shards, atomically.

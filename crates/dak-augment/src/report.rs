@@ -128,6 +128,40 @@ impl StatisticsAccumulator {
         self.tilt_sq_sum += other.tilt_sq_sum;
     }
 
+    /// Every field as exact 64-bit words (floats by their bits), so partial
+    /// sums written by shards merge to the single-process result bit for bit.
+    pub fn to_words(&self) -> Vec<u64> {
+        let mut w = vec![self.clips, self.frames, self.angle_checks, self.angle_violations];
+        w.extend(self.diffs.iter().map(|d| d.1));
+        let floats =
+            [self.bone_std_sum, self.bone_std_max, self.yaw_cos, self.yaw_sin, self.tilt_sum, self.tilt_sq_sum];
+        w.extend(floats.iter().chain(self.diffs.iter().map(|d| &d.0)).map(|f| f.to_bits()));
+        w.extend(self.bone_mean_sum.iter().chain(&self.bone_mean_sq_sum).map(|f| f.to_bits()));
+        w
+    }
+
+    pub fn from_words(w: &[u64]) -> Option<Self> {
+        if w.len() != 4 + 3 + 6 + 3 + 2 * NUM_JOINTS {
+            return None;
+        }
+        let f = |i: usize| f64::from_bits(w[i]);
+        Some(StatisticsAccumulator {
+            clips: w[0],
+            frames: w[1],
+            angle_checks: w[2],
+            angle_violations: w[3],
+            diffs: std::array::from_fn(|d| (f(13 + d), w[4 + d])),
+            bone_std_sum: f(7),
+            bone_std_max: f(8),
+            yaw_cos: f(9),
+            yaw_sin: f(10),
+            tilt_sum: f(11),
+            tilt_sq_sum: f(12),
+            bone_mean_sum: std::array::from_fn(|j| f(16 + j)),
+            bone_mean_sq_sum: std::array::from_fn(|j| f(16 + NUM_JOINTS + j)),
+        })
+    }
+
     pub fn finish(&self) -> ClipStatistics {
         let n = self.clips.max(1) as f64;
         let ratio = |(s, c): (f64, u64)| if c == 0 { 0.0 } else { s / c as f64 };

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use dak_core::{Intrinsics, Pose3};
-use dak_io::Reporter;
+use dak_io::{Reporter, ShardSpec};
 use rayon::prelude::*;
 
 use crate::error::Result;
@@ -104,10 +104,19 @@ pub struct SamplingRun<'a> {
     pub seed: u64,
     /// Clips generated and written per step.
     pub chunk: usize,
+    /// Clips per output file: the unit shards split the work by.
+    pub clips_per_file: u64,
+    /// Which files this process writes.
+    pub shard: ShardSpec,
 }
 
 pub struct SamplingOutcome {
+    /// Statistics of the clips this process made.
     pub synthetic: ClipStatistics,
+    /// Per written group (file): its statistics, in group order.
+    pub groups: Vec<(usize, StatisticsAccumulator)>,
+    /// Groups of the whole output.
+    pub group_count: usize,
     pub seconds: f64,
 }
 
@@ -120,39 +129,54 @@ impl SamplingRun<'_> {
         reporter: &dyn Reporter,
     ) -> Result<SamplingOutcome> {
         let started = Instant::now();
-        let mut stats = StatisticsAccumulator::default();
-        reporter.start(&format!("{} clips", generator.mode()), self.clips);
-        let mut next = 0u64;
-        while next < self.clips {
-            let ids = next..(next + self.chunk.max(1) as u64).min(self.clips);
-            let generated = generator.generate(ids.clone())?;
-            debug_assert_eq!(generated.len() as u64, ids.end - ids.start);
-            let cameras: Vec<_> = ids
-                .clone()
-                .map(|id| self.cameras.draw(&mut item_rng(self.seed, streams::CAMERA, id), &self.jitter))
-                .collect();
-            let views: Vec<(Intrinsics, &[Pose3])> =
-                cameras.iter().zip(&generated).map(|(c, g)| (c.intrinsics, &g.poses[..])).collect();
-            let pixels = projector.project(&views)?;
-            for (((id, g), camera), px) in ids.clone().zip(&generated).zip(cameras).zip(pixels) {
-                stats.add(&g.poses);
-                let s = &self.library.sequences()[g.sequence];
-                writer.push(&SyntheticClip {
-                    clip_id: id,
-                    source_dataset: s.dataset.clone(),
-                    source_sequence: s.name(),
-                    source_start_frame: g.start_frame,
-                    camera: camera.id,
-                    intrinsics: camera.intrinsics,
-                    joints_3d_camera_mm: flatten_clip(&g.poses),
-                    joints_2d_px: px,
-                })?;
+        let per_file = self.clips_per_file.max(1);
+        let group_count = self.clips.div_ceil(per_file) as usize;
+        let owned = self.shard.owned(group_count);
+        let group_range = |g: usize| g as u64 * per_file..((g as u64 + 1) * per_file).min(self.clips);
+        let total: u64 = owned.iter().map(|&g| group_range(g).end - group_range(g).start).sum();
+        reporter.start(&format!("{} clips", generator.mode()), total);
+        let mut groups = Vec::with_capacity(owned.len());
+        for &group in &owned {
+            let range = group_range(group);
+            let mut stats = StatisticsAccumulator::default();
+            writer.start_group(group)?;
+            let mut next = range.start;
+            // Chunks start at the group's first clip, so every shard layout
+            // batches the same clips together.
+            while next < range.end {
+                let ids = next..(next + self.chunk.max(1) as u64).min(range.end);
+                let generated = generator.generate(ids.clone())?;
+                debug_assert_eq!(generated.len() as u64, ids.end - ids.start);
+                let cameras: Vec<_> = ids
+                    .clone()
+                    .map(|id| self.cameras.draw(&mut item_rng(self.seed, streams::CAMERA, id), &self.jitter))
+                    .collect();
+                let views: Vec<(Intrinsics, &[Pose3])> =
+                    cameras.iter().zip(&generated).map(|(c, g)| (c.intrinsics, &g.poses[..])).collect();
+                let pixels = projector.project(&views)?;
+                for (((id, g), camera), px) in ids.clone().zip(&generated).zip(cameras).zip(pixels) {
+                    stats.add(&g.poses);
+                    let s = &self.library.sequences()[g.sequence];
+                    writer.push(&SyntheticClip {
+                        clip_id: id,
+                        source_dataset: s.dataset.clone(),
+                        source_sequence: s.name(),
+                        source_start_frame: g.start_frame,
+                        camera: camera.id,
+                        intrinsics: camera.intrinsics,
+                        joints_3d_camera_mm: flatten_clip(&g.poses),
+                        joints_2d_px: px,
+                    })?;
+                }
+                reporter.advance(ids.end - ids.start);
+                next = ids.end;
             }
-            reporter.advance(ids.end - ids.start);
-            next = ids.end;
+            writer.end_group()?;
+            groups.push((group, stats));
         }
         reporter.finish();
-        Ok(SamplingOutcome { synthetic: stats.finish(), seconds: started.elapsed().as_secs_f64() })
+        let synthetic = merge_in_order(groups.iter().map(|(_, a)| a)).finish();
+        Ok(SamplingOutcome { synthetic, groups, group_count, seconds: started.elapsed().as_secs_f64() })
     }
 
     /// Statistics of up to `count` source windows of the clip length, drawn
@@ -168,10 +192,15 @@ impl SamplingRun<'_> {
             })
             .collect();
         // Merged in order, so the sums do not depend on the thread count.
-        let mut total = StatisticsAccumulator::default();
-        for p in &per {
-            total.merge(p);
-        }
-        Ok(total.finish())
+        Ok(merge_in_order(&per).finish())
     }
+}
+
+/// Accumulators merged in the given order (sums are order-sensitive in floating point).
+pub fn merge_in_order<'a>(parts: impl IntoIterator<Item = &'a StatisticsAccumulator>) -> StatisticsAccumulator {
+    let mut total = StatisticsAccumulator::default();
+    for p in parts {
+        total.merge(p);
+    }
+    total
 }

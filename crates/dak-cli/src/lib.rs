@@ -1,7 +1,9 @@
 //! Shared plumbing of the dak-* binaries: logging, progress bars, error exit.
 //! Each binary is a thin clap front end over the library crates.
 
+pub mod app;
 pub mod commands;
+pub mod pipeline;
 pub mod progress;
 
 use std::process::ExitCode;
@@ -36,9 +38,46 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// The command line as the manifest records it.
+/// The command line as the manifest records it, without the shard flags:
+/// every shard of a run, and a single process, record the same command.
 pub fn command_line() -> Vec<String> {
-    std::env::args().collect()
+    without_shard_flags(std::env::args())
+}
+
+fn without_shard_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let flag = arg.split('=').next().unwrap_or_default();
+        if matches!(flag, "--shard-index" | "--num-shards") {
+            skip_value = !arg.contains('=');
+            continue;
+        }
+        out.push(arg);
+    }
+    out
+}
+
+/// `--shard-index I --num-shards N`: run one part of a prep or augment
+/// command (a cluster array task); `dak-prep merge` joins the parts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ShardArgs {
+    /// This process's part of the output, 0-based (e.g. $SLURM_ARRAY_TASK_ID
+    /// or $JOB_COMPLETION_INDEX); writes manifest.shard-I-of-N.json instead of manifest.json.
+    #[arg(long, default_value_t = 0, requires = "num_shards")]
+    pub shard_index: usize,
+    /// Number of processes the output is split over; `dak-prep merge OUT` joins them.
+    #[arg(long, default_value_t = 1)]
+    pub num_shards: usize,
+}
+
+impl ShardArgs {
+    pub fn spec(&self) -> anyhow::Result<dak_io::ShardSpec> {
+        Ok(dak_io::ShardSpec::new(self.shard_index, self.num_shards)?)
+    }
 }
 
 /// Writes to stdout; a closed pipe (`dak-prep stats | head`) ends output quietly.
@@ -48,5 +87,15 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shard_flags_are_not_recorded() {
+        let args = ["dak-prep", "h36m", "--shard-index", "2", "--out", "o", "--num-shards=3", "--force"];
+        let kept = super::without_shard_flags(args.iter().map(|s| s.to_string()));
+        assert_eq!(kept, ["dak-prep", "h36m", "--out", "o", "--force"]);
     }
 }

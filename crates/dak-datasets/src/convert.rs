@@ -3,14 +3,17 @@
 
 use std::path::{Path, PathBuf};
 
-use dak_io::{write_camera_table, CameraRecord, Manifest, OutputDir, Prepared, RecordBatch, Reporter, Table};
+use dak_io::{
+    sharding, write_camera_table, CameraRecord, FileEntry, Manifest, OutputDir, Prepared, RecordBatch, Reporter,
+    ShardSpec, Table,
+};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::{Error, Result};
 
 /// Options common to `dak-prep h36m|3dhp|3dpw`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ConvertOptions {
     /// Where the dataset's files are.
     pub data_dir: PathBuf,
@@ -24,6 +27,32 @@ pub struct ConvertOptions {
     pub splits: Vec<String>,
     /// The producing command line, for the manifest.
     pub command: Vec<String>,
+    pub layout: Layout,
+}
+
+/// How an output is split into files, and which of them this process writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// Which part of the output this process writes (cluster array jobs).
+    pub shard: ShardSpec,
+    /// Sequences per output file: the unit shards split the work by.
+    pub sequences_per_file: usize,
+}
+
+/// ~1 M Human3.6M frames per file at 4 cameras.
+pub const DEFAULT_SEQUENCES_PER_FILE: usize = 32;
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { shard: ShardSpec::WHOLE, sequences_per_file: DEFAULT_SEQUENCES_PER_FILE }
+    }
+}
+
+impl Layout {
+    /// What the files' content depends on (the shard does not change it).
+    pub(crate) fn describe(&self) -> serde_json::Value {
+        serde_json::json!({ "sequences_per_file": self.sequences_per_file })
+    }
 }
 
 impl ConvertOptions {
@@ -103,8 +132,9 @@ impl Conversion<'_> {
         convert: impl Fn(&J) -> Result<RecordBatch> + Sync,
     ) -> Result<ConvertOutcome> {
         let inputs = fingerprint(&self.opts.data_dir, &self.inputs)?;
-        let config = serde_json::json!({ "settings": self.settings, "inputs": inputs });
-        let dir = match OutputDir::prepare(&self.opts.out, self.opts.force)? {
+        let layout = self.opts.layout;
+        let config = serde_json::json!({ "settings": self.settings, "inputs": inputs, "layout": layout.describe() });
+        let dir = match OutputDir::prepare_shard(&self.opts.out, layout.shard, self.opts.force)? {
             Prepared::Existing(manifest) if manifest.extra.get("config") == Some(&config) => {
                 tracing::info!(
                     "{}: up to date (same inputs and settings); --force rewrites it",
@@ -119,36 +149,77 @@ impl Conversion<'_> {
         if plan.jobs.is_empty() {
             return Err(Error::NothingToConvert { dir: self.opts.data_dir.clone() });
         }
-        reporter.start(&format!("converting {}", self.dataset), plan.jobs.len() as u64);
-        let mut writer = dir.writer(Table::SourceFrames, "part");
-        let chunk = rayon::current_num_threads() * CHUNK_PER_THREAD;
-        let mut rows = 0u64;
-        for jobs in plan.jobs.chunks(chunk) {
-            let batches: Vec<RecordBatch> = jobs
-                .par_iter()
-                .map(|job| {
-                    let batch = convert(job);
-                    reporter.advance(1);
-                    batch.map_err(|e| Error::Sequence { sequence: label(job), source: Box::new(e) })
-                })
-                .collect::<Result<_>>()?;
-            for batch in &batches {
-                rows += batch.num_rows() as u64;
-                writer.write(batch)?;
-            }
-        }
+        let groups = GroupedJobs::new(&plan.jobs, layout.sequences_per_file, layout.shard);
+        reporter.start(&format!("converting {}", self.dataset), groups.owned_jobs() as u64);
+        let mut files = groups.write(&dir, reporter, |job| {
+            convert(job).map_err(|e| Error::Sequence { sequence: label(job), source: Box::new(e) })
+        })?;
         reporter.finish();
-        let mut files = writer.finish()?;
-        files.extend(write_camera_table(dir.path(), &plan.cameras)?);
+        if dir.shard().writes_shared_files() {
+            files.extend(write_camera_table(dir.path(), &plan.cameras)?);
+        }
         let mut manifest = Manifest::new(Table::SourceFrames, files, self.opts.command.clone(), None);
         manifest.extra = serde_json::json!({
             "config": config,
             "dataset": self.dataset,
             "sequences": plan.jobs.len(),
-            "rows": rows,
             "notes": plan.notes,
         });
-        dir.finish(&manifest)?;
+        let (count, owned) = (groups.count(), groups.owned.clone());
+        let manifest = dir.finish_groups(manifest, count, owned, serde_json::Value::Null, &sharding::no_partials)?;
         Ok(ConvertOutcome { manifest, written: true })
+    }
+}
+
+/// Jobs (sequences) in fixed-size groups, one output file per group, and
+/// the groups this process owns.
+pub(crate) struct GroupedJobs<'a, J> {
+    groups: Vec<&'a [J]>,
+    pub owned: Vec<usize>,
+}
+
+impl<'a, J: Sync> GroupedJobs<'a, J> {
+    pub fn new(jobs: &'a [J], per_file: usize, shard: ShardSpec) -> Self {
+        let groups: Vec<&[J]> = jobs.chunks(per_file.max(1)).collect();
+        let owned = shard.owned(groups.len());
+        GroupedJobs { groups, owned }
+    }
+
+    pub fn count(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn owned_jobs(&self) -> usize {
+        self.owned.iter().map(|&g| self.groups[g].len()).sum()
+    }
+
+    /// Convert each owned group's jobs in parallel, a few at a time so memory
+    /// stays bounded, and write them in order to the group's file.
+    pub fn write(
+        &self,
+        dir: &OutputDir,
+        reporter: &dyn Reporter,
+        convert: impl Fn(&J) -> Result<RecordBatch> + Sync,
+    ) -> Result<Vec<FileEntry>> {
+        let chunk = rayon::current_num_threads() * CHUNK_PER_THREAD;
+        let mut files = Vec::new();
+        for &g in &self.owned {
+            let mut writer = dir.group_writer(Table::SourceFrames, g);
+            for jobs in self.groups[g].chunks(chunk) {
+                let batches: Vec<RecordBatch> = jobs
+                    .par_iter()
+                    .map(|job| {
+                        let batch = convert(job);
+                        reporter.advance(1);
+                        batch
+                    })
+                    .collect::<Result<_>>()?;
+                for batch in &batches {
+                    writer.write(batch)?;
+                }
+            }
+            files.extend(writer.finish()?);
+        }
+        Ok(files)
     }
 }

@@ -31,6 +31,14 @@ pub enum Error {
     BadManifest { path: PathBuf, source: serde_json::Error },
     #[error("{path}: manifest version {found} is not supported (expected {supported})")]
     ManifestVersion { path: PathBuf, found: u32, supported: u32 },
+    #[error("--shard-index {index} --num-shards {count}: the index must be below the count, and the count at least 1")]
+    BadShard { index: usize, count: usize },
+    #[error("{dir}: cannot merge shards: {what}")]
+    ShardMismatch { dir: PathBuf, what: String },
+    #[error("{dir}: missing shards {missing:?} of {count}: run them (same command with --shard-index I --num-shards {count}) before merging")]
+    MissingShards { dir: PathBuf, count: usize, missing: Vec<usize> },
+    #[error("{dir}: no shard manifests (manifest.shard-*-of-*.json) and no manifest.json: nothing to merge")]
+    NoShards { dir: PathBuf },
     #[error("row {row}: `{column}` has {found} values, expected {expected}")]
     RowShape { row: String, column: &'static str, expected: usize, found: usize },
 }

@@ -18,6 +18,7 @@ pub mod manifest;
 pub mod progress;
 pub mod read;
 pub mod schema;
+pub mod sharding;
 pub mod write;
 
 pub use arrow::array::RecordBatch;
@@ -29,6 +30,7 @@ pub use manifest::{FileEntry, Manifest};
 pub use progress::{Reporter, Silent};
 pub use read::{ShardReader, ShardSet, Verify};
 pub use schema::Table;
+pub use sharding::{ShardRecord, ShardSpec};
 pub use write::{OutputDir, Prepared, ShardWriter, WriterOptions};
 
 /// Name of the manifest file in every shard directory.

@@ -76,11 +76,17 @@ impl Manifest {
     }
 
     pub fn read(dir: &Path) -> Result<Manifest> {
-        let path = Self::path_in(dir);
+        Self::read_file(&Self::path_in(dir))
+    }
+
+    /// A manifest under any name (shard runs write `manifest.shard-*.json`).
+    pub fn read_file(path: &Path) -> Result<Manifest> {
+        let path = path.to_path_buf();
         let text = match std::fs::read(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::MissingManifest { dir: dir.to_path_buf() })
+                let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                return Err(Error::MissingManifest { dir });
             }
             Err(e) => return Err(Error::Io { path, source: e }),
         };
@@ -94,9 +100,13 @@ impl Manifest {
 
     /// Written last, atomically: its presence marks the directory finished.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        self.write_file(&Self::path_in(dir))
+    }
+
+    pub fn write_file(&self, path: &Path) -> Result<()> {
         let mut text = serde_json::to_vec_pretty(self).expect("manifest serialises");
         text.push(b'\n');
-        write_atomic(&Self::path_in(dir), &text)?;
+        write_atomic(path, &text)?;
         Ok(())
     }
 

@@ -14,6 +14,10 @@ use crate::atomic::{sweep_tmp_files, AtomicFile};
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest};
 use crate::schema::{Table, META_TABLE, META_VERSION};
+use crate::sharding::{
+    group_file_name, group_of, merge_manifests, remove_if_present, remove_shard_manifests, shard_writes, with_record,
+    Finalize, ShardRecord, ShardSpec,
+};
 use crate::CAMERAS_FILE;
 
 /// zstd level 3: within a few percent of level 9's size at several times the speed.
@@ -164,59 +168,114 @@ pub enum Prepared {
     Existing(Manifest),
 }
 
-/// A shard directory being (re)written. The manifest of an earlier run is
-/// removed before anything else, so a crash mid-way never leaves a stale
-/// manifest describing a mix of old and new files.
+/// A shard directory being (re)written, whole or as one shard of several
+/// (see [`crate::sharding`]). The manifest of an earlier run is removed
+/// before anything else, so a crash mid-way never leaves a stale manifest
+/// describing a mix of old and new files.
 #[derive(Debug)]
 pub struct OutputDir {
     dir: PathBuf,
+    shard: ShardSpec,
 }
 
 impl OutputDir {
     pub fn prepare(dir: &Path, force: bool) -> Result<Prepared> {
-        match Manifest::read(dir) {
-            Ok(existing) if !force => return Ok(Prepared::Existing(existing)),
-            Ok(_) | Err(Error::MissingManifest { .. }) => {}
-            Err(e) if force => tracing::warn!("replacing unreadable manifest: {e}"),
-            Err(e) => return Err(e),
+        Self::prepare_shard(dir, ShardSpec::WHOLE, force)
+    }
+
+    /// A finished `manifest.json` (or, for a shard, its own finished shard
+    /// manifest) comes back as [`Prepared::Existing`] unless `force`. A
+    /// shard clears only its own files: the others may be writing beside it.
+    pub fn prepare_shard(dir: &Path, shard: ShardSpec, force: bool) -> Result<Prepared> {
+        let own = dir.join(shard.manifest_name());
+        let finals = if shard.is_whole() { vec![own.clone()] } else { vec![Manifest::path_in(dir), own.clone()] };
+        for path in &finals {
+            match Manifest::read_file(path) {
+                Ok(existing) if !force => return Ok(Prepared::Existing(existing)),
+                Ok(_) | Err(Error::MissingManifest { .. }) => {}
+                Err(e) if force => tracing::warn!("replacing unreadable manifest: {e}"),
+                Err(e) => return Err(e),
+            }
         }
         std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
-        let manifest = Manifest::path_in(dir);
-        if manifest.exists() {
-            std::fs::remove_file(&manifest).map_err(Error::io(&manifest))?;
+        remove_if_present(&Manifest::path_in(dir))?;
+        if shard.is_whole() {
+            remove_shard_manifests(dir, |_, _| true)?;
+            sweep_tmp_files(dir)?;
+            remove_our_parquet_files(dir, |_| true)?;
+        } else {
+            remove_shard_manifests(dir, |i, n| n != shard.count() || i == shard.index())?;
+            remove_our_parquet_files(dir, |name| shard_writes(shard, name))?;
+            for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
+                let entry = entry.map_err(Error::io(dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let tmp_of = name.strip_prefix('.').and_then(|n| n.strip_suffix(crate::atomic::TMP_SUFFIX));
+                if tmp_of.is_some_and(|n| shard_writes(shard, n)) {
+                    remove_if_present(&entry.path())?;
+                }
+            }
         }
-        sweep_tmp_files(dir)?;
-        remove_our_parquet_files(dir)?;
-        Ok(Prepared::Fresh(OutputDir { dir: dir.to_path_buf() }))
+        Ok(Prepared::Fresh(OutputDir { dir: dir.to_path_buf(), shard }))
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
+    pub fn shard(&self) -> ShardSpec {
+        self.shard
+    }
+
     pub fn writer(&self, table: Table, prefix: &str) -> ShardWriter {
         ShardWriter::new(&self.dir, table, prefix, WriterOptions::for_table(table))
+    }
+
+    /// The one file of group `group` (`part-NNNNN.parquet`), never rolled:
+    /// its bytes depend only on what the group holds.
+    pub fn group_writer(&self, table: Table, group: usize) -> ShardWriter {
+        let options = WriterOptions { rows_per_file: usize::MAX, ..WriterOptions::for_table(table) };
+        let name = group_file_name("part", group);
+        ShardWriter::new(&self.dir, table, name.strip_suffix(".parquet").expect("parquet name"), options)
     }
 
     /// Write the manifest: the directory is finished from here on.
     pub fn finish(self, manifest: &Manifest) -> Result<()> {
         manifest.write(&self.dir)
     }
+
+    /// Finish a grouped output: a shard writes its shard manifest (returned);
+    /// a whole run merges its own record at once and writes `manifest.json`.
+    pub fn finish_groups(
+        self,
+        manifest: Manifest,
+        groups: usize,
+        owned: Vec<usize>,
+        partial: serde_json::Value,
+        finalize: Finalize,
+    ) -> Result<Manifest> {
+        let record = ShardRecord { index: self.shard.index(), count: self.shard.count(), groups, owned, partial };
+        let manifest = with_record(manifest, &record);
+        if self.shard.is_whole() {
+            let merged = merge_manifests(&self.dir, vec![manifest], finalize)?;
+            merged.write(&self.dir)?;
+            Ok(merged)
+        } else {
+            manifest.write_file(&self.dir.join(self.shard.manifest_name()))?;
+            Ok(manifest)
+        }
+    }
 }
 
-/// Files this crate names (`PREFIX-NNNNN.parquet`, `cameras.parquet`): an
-/// unfinished run's leftovers. Anything else in the directory is left alone.
-fn remove_our_parquet_files(dir: &Path) -> Result<()> {
+/// Files this crate names (`PREFIX-NNNNN.parquet`, `cameras.parquet`) for
+/// which `remove` holds: an unfinished or stale run's leftovers. Anything
+/// else in the directory is left alone.
+pub(crate) fn remove_our_parquet_files(dir: &Path, remove: impl Fn(&str) -> bool) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
         let entry = entry.map_err(Error::io(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name == CAMERAS_FILE
-            || name
-                .strip_suffix(".parquet")
-                .and_then(|stem| stem.rsplit_once('-'))
-                .is_some_and(|(_, idx)| idx.len() == 5 && idx.bytes().all(|b| b.is_ascii_digit()));
-        if ours {
-            std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+        let ours = name == CAMERAS_FILE || group_of(&name).is_some();
+        if ours && remove(&name) {
+            remove_if_present(&entry.path())?;
         }
     }
     Ok(())

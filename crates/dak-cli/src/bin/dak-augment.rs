@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use dak_cli::commands::augment;
+use clap::Parser;
+use dak_cli::app::AugmentCommand;
 
 /// Fit SMA/DMA and sample synthetic clips as shards.
 ///
@@ -25,15 +25,7 @@ struct Cli {
     #[arg(short, long, global = true)]
     quiet: bool,
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Fit SMA (generators + discriminator) or DMA (motion predictor) on source 3D clips.
-    Fit(augment::FitArgs),
-    /// Materialize synthetic clips (the default: `dak-augment --mode ...`).
-    Sample(augment::SampleArgs),
+    command: AugmentCommand,
 }
 
 /// `dak-augment --mode ...` means `dak-augment sample --mode ...`.
@@ -49,8 +41,5 @@ fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     dak_cli::init_logging(cli.quiet);
-    dak_cli::report(match cli.command {
-        Command::Fit(args) => augment::fit(args, cli.quiet),
-        Command::Sample(args) => augment::sample(args, cli.quiet),
-    })
+    dak_cli::report(cli.command.run(cli.quiet))
 }

@@ -155,6 +155,11 @@ pub struct SampleArgs {
     /// Replace a finished output made with other settings.
     #[arg(long)]
     pub force: bool,
+    /// Clips per output file; shards split the work by files.
+    #[arg(long, default_value_t = dak_io::write::DEFAULT_CLIPS_PER_FILE as u64)]
+    pub clips_per_file: u64,
+    #[command(flatten)]
+    pub shard: crate::ShardArgs,
 }
 
 pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
@@ -201,9 +206,11 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
         "model": args.model.as_ref().map(|m| model_fingerprint(m)).transpose()?,
         "source": args.source.describe(),
         "chunk": args.chunk,
+        "clips_per_file": args.clips_per_file,
     });
+    let shard = args.shard.spec()?;
     let mode_name = settings["mode"].as_str().unwrap_or_default().to_string();
-    let mut writer = match SyntheticWriter::open(&args.out, &mode_name, settings.clone(), args.force)? {
+    let mut writer = match SyntheticWriter::open(&args.out, &mode_name, settings.clone(), args.force, shard)? {
         Opened::UpToDate(m) => {
             tracing::info!("{} is up to date ({} clips); --force regenerates it", args.out.display(), m.total_rows);
             return Ok(());
@@ -220,6 +227,8 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
         clip_frames,
         seed: args.seed,
         chunk: args.chunk,
+        clips_per_file: args.clips_per_file,
+        shard,
     };
     let mut generator: Box<dyn Generator> = match args.mode {
         Mode::Structure => {
@@ -270,15 +279,34 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
         synthetic: outcome.synthetic,
         settings,
     };
-    write_report(writer.path(), &report)?;
+    if shard.is_whole() {
+        write_report(writer.path(), &report)?;
+    }
     // Timing varies run to run; the manifest keeps only what is reproducible.
     let mut recorded = serde_json::to_value(&report)?;
     for volatile in ["seconds", "clips_per_second", "settings"] {
         recorded.as_object_mut().expect("report is an object").remove(volatile);
     }
-    let manifest = writer.finish(crate::command_line(), args.seed, recorded)?;
-    tracing::info!("wrote {} clips in {} files to {}", manifest.total_rows, manifest.files.len(), args.out.display());
-    crate::print_stdout(&report.summary())?;
+    let manifest = writer.finish(crate::command_line(), args.seed, recorded, &outcome.groups, outcome.group_count)?;
+    if shard.is_whole() {
+        tracing::info!(
+            "wrote {} clips in {} files to {}",
+            manifest.total_rows,
+            manifest.files.len(),
+            args.out.display()
+        );
+        crate::print_stdout(&report.summary())?;
+    } else {
+        tracing::info!(
+            "shard {} of {}: wrote {} clips in {} files to {}; `dak-prep merge {}` joins the shards",
+            shard.index(),
+            shard.count(),
+            manifest.total_rows,
+            manifest.files.len(),
+            args.out.display(),
+            args.out.display()
+        );
+    }
     Ok(())
 }
 

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use dak_datasets::convert::{ConvertOptions, ConvertOutcome};
+use dak_datasets::convert::{ConvertOptions, ConvertOutcome, Layout, DEFAULT_SEQUENCES_PER_FILE};
 use dak_datasets::{h36m, mpi3dhp, pw3d};
 
 use crate::progress::Bars;
+use crate::ShardArgs;
 
 /// Options every converter takes.
 #[derive(Debug, Args)]
@@ -27,24 +28,37 @@ pub struct CommonArgs {
     /// Rewrite the output even if it is up to date with its inputs.
     #[arg(long)]
     pub force: bool,
+    /// Sequences per output file; shards split the work by files.
+    #[arg(long, default_value_t = DEFAULT_SEQUENCES_PER_FILE)]
+    pub sequences_per_file: usize,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 impl CommonArgs {
-    fn options(&self) -> ConvertOptions {
-        ConvertOptions {
+    fn options(&self) -> anyhow::Result<ConvertOptions> {
+        Ok(ConvertOptions {
             data_dir: self.data_dir.clone(),
             out: self.out.clone(),
             force: self.force,
             subjects: self.subjects.clone(),
             splits: self.split.clone(),
             command: crate::command_line(),
-        }
+            layout: Layout { shard: self.shard.spec()?, sequences_per_file: self.sequences_per_file },
+        })
     }
 }
 
 fn summarise(outcome: &ConvertOutcome, out: &std::path::Path) {
     let m = &outcome.manifest;
-    if outcome.written {
+    if outcome.written && m.extra.get("shard").is_some() {
+        tracing::info!(
+            "wrote {} rows in {} files to {} (one shard; `dak-prep merge` joins them)",
+            m.total_rows,
+            m.files.len(),
+            out.display()
+        );
+    } else if outcome.written {
         tracing::info!("wrote {} rows in {} files to {}", m.total_rows, m.files.len(), out.display());
     } else {
         tracing::info!("{} is up to date ({} rows); --force rewrites it", out.display(), m.total_rows);
@@ -84,7 +98,7 @@ pub fn h36m(args: H36mArgs, quiet: bool) -> anyhow::Result<()> {
         TwoD::Cpn => h36m::TwoDChoice::Cpn,
         TwoD::Both => h36m::TwoDChoice::Both,
     };
-    let outcome = h36m::convert(&args.common.options(), two_d, &Bars::new(quiet))
+    let outcome = h36m::convert(&args.common.options()?, two_d, &Bars::new(quiet))
         .with_context(|| format!("converting Human3.6M into {}", args.common.out.display()))?;
     summarise(&outcome, &args.common.out);
     Ok(())
@@ -129,7 +143,7 @@ pub fn mpi3dhp(args: Mpi3dhpArgs, quiet: bool) -> anyhow::Result<()> {
         },
         stride: args.stride,
     };
-    let outcome = mpi3dhp::convert(&args.common.options(), &settings, &Bars::new(quiet))
+    let outcome = mpi3dhp::convert(&args.common.options()?, &settings, &Bars::new(quiet))
         .with_context(|| format!("converting MPI-INF-3DHP into {}", args.common.out.display()))?;
     summarise(&outcome, &args.common.out);
     Ok(())
@@ -146,7 +160,7 @@ pub struct Pw3dArgs {
 }
 
 pub fn pw3d(args: Pw3dArgs, quiet: bool) -> anyhow::Result<()> {
-    let outcome = pw3d::convert(&args.common.options(), &Bars::new(quiet))
+    let outcome = pw3d::convert(&args.common.options()?, &Bars::new(quiet))
         .with_context(|| format!("converting 3DPW into {}", args.common.out.display()))?;
     summarise(&outcome, &args.common.out);
     Ok(())

@@ -41,6 +41,20 @@ pub struct EvalArgs {
     pub device: String,
 }
 
+impl EvalArgs {
+    /// `--out`, else `eval-PROTOCOL` beside the checkpoint (inside a run directory).
+    pub fn output_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let base = if self.checkpoint.is_dir() || self.checkpoint.extension().is_none() {
+                self.checkpoint.clone()
+            } else {
+                self.checkpoint.parent().unwrap_or(&self.checkpoint).to_path_buf()
+            };
+            base.join(format!("eval-{}", self.protocol.name()))
+        })
+    }
+}
+
 pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let device = dak_nn::parse_device(&args.device)?;
     check_dirs(&args.shards)?;
@@ -63,14 +77,7 @@ pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
         shards: dak_io::manifest::describe_dirs(&args.shards),
         command: crate::command_line(),
     };
-    let out = args.out.unwrap_or_else(|| {
-        let base = if args.checkpoint.is_dir() {
-            args.checkpoint.clone()
-        } else {
-            args.checkpoint.parent().unwrap_or(&args.checkpoint).to_path_buf()
-        };
-        base.join(format!("eval-{}", args.protocol.name()))
-    });
+    let out = args.output_dir();
     dak_eval::write_report(&out, &report)?;
     if args.render > 0 {
         let frames = dak_eval::render::sample_frames(&videos, args.render);

@@ -2,7 +2,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use dak_datasets::convert::{Layout, DEFAULT_SEQUENCES_PER_FILE};
 use dak_datasets::synth::{self, SynthConfig};
+
+use crate::ShardArgs;
 
 use crate::progress::Bars;
 
@@ -35,6 +38,11 @@ pub struct SynthArgs {
     /// Replace a finished output instead of leaving it as it is.
     #[arg(long)]
     pub force: bool,
+    /// Sequences per output file; shards split the work by files.
+    #[arg(long, default_value_t = DEFAULT_SEQUENCES_PER_FILE)]
+    pub sequences_per_file: usize,
+    #[command(flatten)]
+    pub shard: ShardArgs,
 }
 
 pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<()> {
@@ -45,7 +53,8 @@ pub fn run(args: SynthArgs, quiet: bool) -> anyhow::Result<()> {
         detector_noise_px: args.noise_px,
         detector_outlier_rate: args.outlier_rate,
     };
-    let outcome = synth::generate(&config, &args.out, args.force, crate::command_line(), &Bars::new(quiet))
+    let layout = Layout { shard: args.shard.spec()?, sequences_per_file: args.sequences_per_file };
+    let outcome = synth::generate(&config, &args.out, args.force, crate::command_line(), layout, &Bars::new(quiet))
         .with_context(|| format!("generating the demo dataset into {}", args.out.display()))?;
     let m = &outcome.manifest;
     if outcome.written {

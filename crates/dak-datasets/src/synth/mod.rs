@@ -27,9 +27,9 @@ use nalgebra::{Matrix3, Vector2, Vector3};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::convert::{GroupedJobs, Layout};
 use crate::{h36m_cameras, Error, Result};
 use body::Body;
 use motion::{Action, Motion, MotionStyle};
@@ -260,6 +260,7 @@ pub fn generate(
     out: &Path,
     force: bool,
     command: Vec<String>,
+    layout: Layout,
     reporter: &dyn Reporter,
 ) -> Result<SynthOutcome> {
     if config.frames == 0 {
@@ -277,8 +278,9 @@ pub fn generate(
             reason: "noise must be >= 0 and the outlier rate within [0, 1]".into(),
         });
     }
-    let config_json = serde_json::to_value(config).expect("config serialises");
-    let dir = match OutputDir::prepare(out, force)? {
+    let mut config_json = serde_json::to_value(config).expect("config serialises");
+    config_json["layout"] = layout.describe();
+    let dir = match OutputDir::prepare_shard(out, layout.shard, force)? {
         Prepared::Existing(manifest) if manifest.extra.get("config") == Some(&config_json) => {
             return Ok(SynthOutcome { manifest, written: false });
         }
@@ -289,22 +291,10 @@ pub fn generate(
     let subjects = subjects(config);
     let jobs: Vec<(usize, Action)> =
         (0..subjects.len()).flat_map(|s| Action::ALL.into_iter().map(move |a| (s, a))).collect();
-    reporter.start("synthesising sequences", jobs.len() as u64);
-    let batches: Vec<_> = jobs
-        .par_iter()
-        .map(|&(s, action)| {
-            let batch = sequence_batch(config, s, &subjects[s], action);
-            reporter.advance(1);
-            batch
-        })
-        .collect::<Result<_>>()?;
+    let groups = GroupedJobs::new(&jobs, layout.sequences_per_file, layout.shard);
+    reporter.start("synthesising sequences", groups.owned_jobs() as u64);
+    let mut files = groups.write(&dir, reporter, |&(s, action)| sequence_batch(config, s, &subjects[s], action))?;
     reporter.finish();
-
-    let mut writer = dir.writer(Table::SourceFrames, "part");
-    for batch in &batches {
-        writer.write(batch)?;
-    }
-    let mut files = writer.finish()?;
     let cameras: Vec<CameraRecord> = subjects
         .iter()
         .flat_map(|s| {
@@ -317,7 +307,9 @@ pub fn generate(
             })
         })
         .collect();
-    files.extend(write_camera_table(dir.path(), &cameras)?);
+    if layout.shard.writes_shared_files() {
+        files.extend(write_camera_table(dir.path(), &cameras)?);
+    }
     let mut manifest = Manifest::new(Table::SourceFrames, files, command, Some(config.seed));
     manifest.extra = serde_json::json!({
         "config": config_json,
@@ -325,7 +317,13 @@ pub fn generate(
         "actions": Action::ALL.iter().map(|a| a.name()).collect::<Vec<_>>(),
         "subjects": subjects,
     });
-    dir.finish(&manifest)?;
+    let manifest = dir.finish_groups(
+        manifest,
+        groups.count(),
+        groups.owned.clone(),
+        serde_json::Value::Null,
+        &dak_io::sharding::no_partials,
+    )?;
     Ok(SynthOutcome { manifest, written: true })
 }
 

@@ -1,0 +1,202 @@
+//! `dak pipeline run|plan FILE`: a whole run described in TOML (prep,
+//! augment, train, eval), executed stage by stage as `dak` subprocesses.
+//! A stage whose stamp matches its command and its inputs' fingerprints,
+//! and whose output is as it left it, is skipped; so re-running after a
+//! change redoes only what the change reaches.
+
+mod io;
+mod spec;
+mod state;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+
+pub use spec::{load, Pipeline, SpecError, Stage};
+use state::{fingerprint, read_stamp, remove_stamp, write_stamp, Stamp};
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Run the stages in order, skipping those that are up to date.
+    Run(PipelineArgs),
+    /// Print what `run` would do and why, without running anything.
+    Plan(PipelineArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
+    /// Pipeline file (pipelines/*.toml). Paths in it are relative to the
+    /// working directory.
+    pub file: PathBuf,
+    /// Run this stage and every later one even if up to date.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Override an entry of the file's [vars] (repeatable): --set epochs=8.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    pub set: Vec<(String, String)>,
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))
+}
+
+/// Why a stage runs, or that it does not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    UpToDate,
+    Run(String),
+}
+
+impl PipelineCommand {
+    pub fn run(self, quiet: bool) -> anyhow::Result<()> {
+        match self {
+            PipelineCommand::Run(args) => {
+                let pipeline = load(&args.file, &args.set)?;
+                let from = from_index(&pipeline, args.from.as_deref())?;
+                run(&pipeline, from, quiet)
+            }
+            PipelineCommand::Plan(args) => {
+                let pipeline = load(&args.file, &args.set)?;
+                let from = from_index(&pipeline, args.from.as_deref())?;
+                crate::print_stdout(&plan_text(&pipeline, from)?)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn from_index(pipeline: &Pipeline, from: Option<&str>) -> anyhow::Result<Option<usize>> {
+    let Some(name) = from else { return Ok(None) };
+    match pipeline.stages.iter().position(|s| s.name == name) {
+        Some(i) => Ok(Some(i)),
+        None => {
+            let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+            bail!("--from {name}: {} has no such stage (stages: {})", pipeline.file.display(), names.join(", "))
+        }
+    }
+}
+
+/// Decide one stage. `rewritten`: outputs of earlier stages that will run
+/// (for plans; a run decides after those stages have run).
+pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> anyhow::Result<Decision> {
+    if forced {
+        return Ok(Decision::Run("forced by --from".into()));
+    }
+    for input in &stage.io.inputs {
+        if let Some((_, by)) = rewritten.iter().find(|(out, _)| io::within(&input.path, out)) {
+            return Ok(Decision::Run(format!("input {} is rewritten by stage `{by}`", input.path.display())));
+        }
+    }
+    let output = &stage.io.output;
+    let Some(stamp) = read_stamp(output) else {
+        return Ok(Decision::Run(if output.exists() {
+            format!("{} exists but no stamp says this stage made it", output.display())
+        } else {
+            "not run yet".into()
+        }));
+    };
+    if stamp.command != stage.argv {
+        return Ok(Decision::Run("its settings changed".into()));
+    }
+    for input in &stage.io.inputs {
+        let key = input.path.display().to_string();
+        if stamp.inputs.get(&key) != fingerprint(&input.path)?.as_ref() {
+            return Ok(Decision::Run(format!("input {key} changed")));
+        }
+    }
+    if fingerprint(output)?.as_ref() != Some(&stamp.output) {
+        return Ok(Decision::Run(format!("{} is missing or was changed since", output.display())));
+    }
+    Ok(Decision::UpToDate)
+}
+
+/// What `run` would do, stage by stage, with the commands it would run.
+pub fn plan(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<Vec<Decision>> {
+    let mut rewritten = Vec::new();
+    let mut out = Vec::new();
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        let decision = decide(stage, from.is_some_and(|f| i >= f), &rewritten)?;
+        if decision != Decision::UpToDate {
+            rewritten.push((stage.io.output.clone(), stage.name.clone()));
+        }
+        out.push(decision);
+    }
+    Ok(out)
+}
+
+fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String> {
+    let decisions = plan(pipeline, from)?;
+    let runs = decisions.iter().filter(|d| **d != Decision::UpToDate).count();
+    let width = pipeline.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let mut text = format!(
+        "pipeline `{}` ({}): {} stages, {runs} to run\n",
+        pipeline.name,
+        pipeline.file.display(),
+        pipeline.stages.len()
+    );
+    for (stage, decision) in pipeline.stages.iter().zip(&decisions) {
+        match decision {
+            Decision::UpToDate => text.push_str(&format!("  up to date  {:width$}\n", stage.name)),
+            Decision::Run(why) => {
+                text.push_str(&format!("  run         {:width$}  ({why})\n", stage.name));
+                text.push_str(&format!("              $ {}\n", stage.shell_line()));
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// Run the stages in order as `dak` subprocesses; stop at the first failure.
+pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the dak binary")?;
+    let (mut ran, mut skipped) = (0, 0);
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        let why = match decide(stage, from.is_some_and(|f| i >= f), &[])? {
+            Decision::UpToDate => {
+                tracing::info!("stage `{}`: up to date", stage.name);
+                skipped += 1;
+                continue;
+            }
+            Decision::Run(why) => why,
+        };
+        tracing::info!("stage `{}` ({why}): {}", stage.name, stage.shell_line());
+        // No stamp while the stage runs: a crash leaves it to be redone.
+        remove_stamp(&stage.io.output)?;
+        let mut inputs = std::collections::BTreeMap::new();
+        for input in &stage.io.inputs {
+            let fp = fingerprint(&input.path)?
+                .with_context(|| format!("stage `{}`: input {} does not exist", stage.name, input.path.display()))?;
+            inputs.insert(input.path.display().to_string(), fp);
+        }
+        let mut command = Command::new(&exe);
+        command.args(&stage.argv);
+        if stage.takes_force && !stage.argv.iter().any(|a| a == "--force") {
+            command.arg("--force");
+        }
+        if quiet {
+            command.arg("--quiet");
+        }
+        let status = command.status().with_context(|| format!("starting stage `{}`", stage.name))?;
+        if !status.success() {
+            bail!(
+                "stage `{}` failed ({status}); the stages after it did not run. Its command: {}",
+                stage.name,
+                stage.shell_line()
+            );
+        }
+        let output = fingerprint(&stage.io.output)?.with_context(|| {
+            format!("stage `{}` finished but {} does not exist", stage.name, stage.io.output.display())
+        })?;
+        write_stamp(
+            &stage.io.output,
+            &Stamp { stage: stage.name.clone(), command: stage.argv.clone(), inputs, output },
+        )?;
+        ran += 1;
+    }
+    tracing::info!("pipeline `{}`: {ran} stages run, {skipped} up to date", pipeline.name);
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Whether a stage is up to date: a stamp beside its output records the
+//! command and the fingerprints of its inputs and of the output it left.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Files that mark a directory finished and change whenever its content
+/// does: shard manifests (they hold every file's SHA-256), training
+/// checkpoints' index, fitted models, evaluation and inference results.
+const MARKERS: &[&str] =
+    &["manifest.json", "checkpoint.json", "model.json", "weights.safetensors", "results.json", "poses.json"];
+
+/// Files above this size are fingerprinted by size and modification time.
+const HASH_LIMIT: u64 = 256 << 20;
+
+const STAMP_NAME: &str = ".dak-stage.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub stage: String,
+    pub command: Vec<String>,
+    /// Input path → fingerprint when the stage ran.
+    pub inputs: BTreeMap<String, String>,
+    /// Fingerprint of the output it left.
+    pub output: String,
+}
+
+/// Where the stamp of an output lives: inside an output directory, beside an output file.
+pub fn stamp_path(output: &Path) -> PathBuf {
+    if output.extension().is_some() && !output.is_dir() {
+        let name = output.file_name().unwrap_or_default().to_string_lossy();
+        output.with_file_name(format!(".{name}{STAMP_NAME}"))
+    } else {
+        output.join(STAMP_NAME)
+    }
+}
+
+pub fn read_stamp(output: &Path) -> Option<Stamp> {
+    let text = std::fs::read(stamp_path(output)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+pub fn write_stamp(output: &Path, stamp: &Stamp) -> anyhow::Result<()> {
+    let text = serde_json::to_vec_pretty(stamp)?;
+    dak_io::atomic::write_atomic(&stamp_path(output), &text)?;
+    Ok(())
+}
+
+pub fn remove_stamp(output: &Path) -> anyhow::Result<()> {
+    let path = stamp_path(output);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A digest of what `path` holds now; `None` when it does not exist.
+pub fn fingerprint(path: &Path) -> anyhow::Result<Option<String>> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut h = Sha256::new();
+    if meta.is_file() {
+        file_digest(&mut h, path, &meta)?;
+    } else {
+        let markers: Vec<PathBuf> = MARKERS.iter().map(|m| path.join(m)).filter(|p| p.is_file()).collect();
+        if markers.is_empty() {
+            // Raw data or an unfinished output: names, sizes and times of every file.
+            listing_digest(&mut h, path, path)?;
+        }
+        for m in markers {
+            h.update(m.file_name().unwrap_or_default().as_encoded_bytes());
+            file_digest(&mut h, &m, &std::fs::metadata(&m)?)?;
+        }
+    }
+    Ok(Some(hex(&h.finalize())))
+}
+
+fn file_digest(h: &mut Sha256, path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
+    if meta.len() > HASH_LIMIT {
+        h.update(size_and_time(meta).as_bytes());
+    } else {
+        let (_, sha) = dak_io::atomic::sha256_file(path)?;
+        h.update(sha.as_bytes());
+    }
+    Ok(())
+}
+
+fn size_and_time(meta: &std::fs::Metadata) -> String {
+    let mtime = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).unwrap_or_default();
+    format!("{}:{}", meta.len(), mtime.as_nanos())
+}
+
+fn listing_digest(h: &mut Sha256, root: &Path, dir: &Path) -> anyhow::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("listing {}", dir.display()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_name() == STAMP_NAME {
+            continue;
+        }
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            listing_digest(h, root, &path)?;
+        } else {
+            h.update(path.strip_prefix(root).unwrap_or(&path).as_os_str().as_encoded_bytes());
+            h.update(size_and_time(&meta).as_bytes());
+        }
+    }
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_follow_markers_not_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(fingerprint(&d.join("absent")).unwrap(), None);
+        std::fs::write(d.join("manifest.json"), "a").unwrap();
+        let a = fingerprint(d).unwrap().unwrap();
+        // A nested stage's output (eval-*/) does not change the run's fingerprint.
+        std::fs::create_dir(d.join("eval-demo")).unwrap();
+        std::fs::write(d.join("eval-demo/results.json"), "x").unwrap();
+        assert_eq!(fingerprint(d).unwrap().unwrap(), a);
+        std::fs::write(d.join("manifest.json"), "b").unwrap();
+        assert_ne!(fingerprint(d).unwrap().unwrap(), a);
+        assert_eq!(stamp_path(Path::new("x/stats.json")), Path::new("x/.stats.json.dak-stage.json"));
+        assert_eq!(stamp_path(d), d.join(STAMP_NAME));
+    }
+}

@@ -1,0 +1,202 @@
+//! `dak pipeline run|plan`: stages run in order, up-to-date stages are
+//! skipped, a change reruns exactly what it reaches, and a bad file stops
+//! before anything runs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::support::{binary, ok, workspace_root};
+
+const PIPELINE: &str = r#"
+[pipeline]
+name = "t"
+
+[vars]
+clips = 48
+
+[[stage]]
+name = "prep"
+run = "prep synth"
+out = "shards/demo"
+frames = 40
+
+[[stage]]
+name = "stats"
+run = "prep stats"
+args = ["shards/demo"]
+json = "shards/demo.stats.json"
+
+[[stage]]
+name = "sample"
+run = "augment sample"
+mode = "structure"
+shards = ["shards/demo"]
+dataset = "demo-source"
+out = "shards/syn"
+clips = "${clips}"
+clip_frames = 9
+source_stats_clips = 20
+
+[[stage]]
+name = "train"
+run = "train"
+ablation = "sa-adg"
+shards = ["shards/demo"]
+sma = ["shards/syn"]
+out = "runs/t"
+train_dataset = "demo-source"
+train_subjects = ["S1"]
+eval_dataset = "demo-target"
+eval_subjects = ["T1"]
+frames = 9
+channels = 16
+encoder_layers = 2
+decoder_layers = 1
+heads = 2
+batch_size = 16
+lr = 1e-3
+stride = 18
+epochs = 1
+
+[[stage]]
+name = "eval"
+run = "eval"
+checkpoint = "runs/t"
+shards = ["shards/demo"]
+protocol = "demo"
+"#;
+
+fn dak(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(binary("dak")).current_dir(cwd).args(args).output().expect("dak starts")
+}
+
+fn mtime(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+fn rows(manifest_dir: &Path) -> u64 {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(manifest_dir.join("manifest.json")).unwrap()).unwrap();
+    m["total_rows"].as_u64().unwrap()
+}
+
+#[test]
+fn a_pipeline_runs_skips_what_is_up_to_date_and_reruns_what_a_change_reaches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("p.toml"), PIPELINE).unwrap();
+
+    ok(&dak(d, &["pipeline", "run", "p.toml", "-q"]));
+    for out in [
+        "shards/demo/manifest.json",
+        "shards/demo.stats.json",
+        "shards/syn/manifest.json",
+        "runs/t/checkpoint.json",
+        "runs/t/eval-demo/results.json",
+    ] {
+        assert!(d.join(out).exists(), "{out} missing after the run");
+    }
+    assert_eq!(rows(&d.join("shards/syn")), 48);
+    let (prep_made, train_made) =
+        (mtime(&d.join("shards/demo/manifest.json")), mtime(&d.join("runs/t/checkpoint.json")));
+
+    // Everything is up to date: the plan runs nothing and a run touches nothing.
+    let plan = ok(&dak(d, &["pipeline", "plan", "p.toml"]));
+    assert!(plan.contains("5 stages, 0 to run"), "{plan}");
+    let again = dak(d, &["pipeline", "run", "p.toml"]);
+    ok(&again);
+    assert_eq!(String::from_utf8_lossy(&again.stderr).matches("up to date").count(), 6, "five stages and the summary");
+    assert_eq!(mtime(&d.join("runs/t/checkpoint.json")), train_made);
+
+    // A changed sample count reaches sample, train and eval, not prep or stats.
+    let plan = ok(&dak(d, &["pipeline", "plan", "p.toml", "--set", "clips=40"]));
+    assert!(plan.contains("5 stages, 3 to run"), "{plan}");
+    assert!(plan.contains("sample  (its settings changed)"), "{plan}");
+    assert!(plan.contains("train   (input shards/syn is rewritten by stage `sample`)"), "{plan}");
+    assert!(plan.contains("$ dak augment sample --mode structure --shards shards/demo --dataset demo-source --out shards/syn --clips 40"), "{plan}");
+    ok(&dak(d, &["pipeline", "run", "p.toml", "--set", "clips=40", "-q"]));
+    assert_eq!(rows(&d.join("shards/syn")), 40);
+    assert_eq!(mtime(&d.join("shards/demo/manifest.json")), prep_made, "prep was up to date");
+    assert_ne!(mtime(&d.join("runs/t/checkpoint.json")), train_made, "train saw new synthetic clips");
+
+    // --from forces a stage and all after it; a removed output is redone.
+    let plan = ok(&dak(d, &["pipeline", "plan", "p.toml", "--set", "clips=40", "--from", "train"]));
+    assert!(plan.contains("5 stages, 2 to run") && plan.contains("forced by --from"), "{plan}");
+    std::fs::remove_file(d.join("shards/demo.stats.json")).unwrap();
+    let plan = ok(&dak(d, &["pipeline", "plan", "p.toml", "--set", "clips=40"]));
+    assert!(
+        plan.contains("5 stages, 1 to run") && plan.contains("shards/demo.stats.json is missing or was changed"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn a_bad_pipeline_is_refused_before_anything_runs_and_a_failed_stage_stops_the_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let bad = PIPELINE.replace("clip_frames = 9", "clip_frame = 9");
+    std::fs::write(d.join("bad.toml"), &bad).unwrap();
+    let out = dak(d, &["pipeline", "run", "bad.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.toml:28: stage `sample`, key `clip_frame`: unexpected argument '--clip-frame'"), "{err}");
+    assert!(!d.join("shards").exists(), "nothing ran");
+
+    // The second stage fails at run time: the first keeps its result, the
+    // failed one gets no stamp, the third does not run.
+    let failing = r#"
+[[stage]]
+name = "prep"
+run = "prep synth"
+out = "shards/demo"
+frames = 30
+[[stage]]
+name = "eval"
+run = "eval"
+checkpoint = "shards/demo"
+shards = ["shards/demo"]
+protocol = "demo"
+out = "evals/x"
+[[stage]]
+name = "stats"
+run = "prep stats"
+args = ["shards/demo"]
+json = "shards/demo.stats.json"
+"#;
+    std::fs::write(d.join("f.toml"), failing).unwrap();
+    let out = dak(d, &["pipeline", "run", "f.toml", "-q"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("stage `eval` failed"), "{err}");
+    assert!(d.join("shards/demo/.dak-stage.json").exists());
+    assert!(!d.join("evals/x/.dak-stage.json").exists() && !d.join("shards/demo.stats.json").exists());
+    let plan = ok(&dak(d, &["pipeline", "plan", "f.toml"]));
+    assert!(plan.contains("3 stages, 2 to run"), "{plan}");
+}
+
+/// Every shipped pipeline parses and checks (data paths pointed at empty directories).
+#[test]
+fn shipped_pipelines_are_valid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = workspace_root();
+    let mut found = 0;
+    for entry in std::fs::read_dir(root.join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        found += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut args = vec!["pipeline".to_string(), "plan".into(), path.to_string_lossy().into_owned()];
+        for var in ["h36m_data", "mpi3dhp_data", "pw3d_data"] {
+            if text.contains(&format!("{var} =")) {
+                let dir = tmp.path().join(var);
+                std::fs::create_dir_all(&dir).unwrap();
+                args.extend(["--set".into(), format!("{var}={}", dir.display())]);
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let plan = ok(&dak(tmp.path(), &args));
+        assert!(plan.contains("$ dak "), "{}: {plan}", path.display());
+    }
+    assert!(found >= 5, "demo, h36m-s1, h36m-full, h36m-to-3dhp, h36m-to-3dpw");
+}
