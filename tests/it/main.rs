@@ -7,6 +7,7 @@ mod eval;
 mod infer;
 mod interop;
 mod pipeline;
+mod reliability;
 mod shard;
 mod support;
 mod synth;

@@ -41,6 +41,11 @@ pub fn shards() -> PathBuf {
 }
 
 pub fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+    train_command(out, extra).output().expect("dak-train starts")
+}
+
+/// The tiny training run of these tests, not started yet.
+pub fn train_command(out: &Path, extra: &[&str]) -> std::process::Command {
     let f = fixture();
     let shards = f.root.join("demo");
     let syn = f.root.join("syn");
@@ -78,7 +83,9 @@ pub fn train(out: &Path, extra: &[&str]) -> std::process::Output {
         "--out",
         out.to_str().unwrap(),
     ];
-    run("dak-train", &[&base[..], extra].concat())
+    let mut command = std::process::Command::new(crate::support::binary("dak-train"));
+    command.args(base).args(extra);
+    command
 }
 
 fn metrics(run: &Path) -> Vec<serde_json::Value> {

@@ -12,6 +12,8 @@ pub enum Error {
     Data { path: PathBuf, reason: String },
     #[error(transparent)]
     Render(#[from] dak_render::Error),
+    #[error(transparent)]
+    Keypoints(#[from] dak_keypoints::Error),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }

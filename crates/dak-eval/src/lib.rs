@@ -3,7 +3,7 @@
 
 pub mod error;
 pub mod infer;
-pub mod keypoints;
+pub use dak_keypoints as keypoints;
 pub mod model;
 pub mod protocol;
 pub mod render;

@@ -13,7 +13,15 @@ use crate::{Error, Result};
 pub struct H5Mat {
     path: PathBuf,
     file: hdf5_pure::File,
+    /// Size of the file: bounds what its datasets can expand to.
+    bytes: usize,
 }
+
+/// Deflate expands at most ~1032:1; a dataset declaring more than this many
+/// bytes per file byte (beyond a floor for tiny files) is damaged, and is
+/// refused before the HDF5 reader tries to allocate it.
+const MAX_EXPANSION: usize = 1100;
+const MIN_LIMIT: usize = 256 << 20;
 
 impl H5Mat {
     /// Opens a v7.3 `.mat` file (or any HDF5 file with datasets at the root).
@@ -26,9 +34,10 @@ impl H5Mat {
         if !hdf5_pure::is_hdf5_bytes(&bytes) {
             return Err(Error::malformed(path, "not a MATLAB v7.3 (HDF5) file: no HDF5 signature"));
         }
+        let size = bytes.len();
         let file = hdf5_pure::File::from_bytes(bytes)
             .map_err(|e| Error::malformed(path, format!("damaged or truncated HDF5 file: {e}")))?;
-        Ok(Self { path: path.into(), file })
+        Ok(Self { path: path.into(), file, bytes: size })
     }
 
     pub fn path(&self) -> &Path {
@@ -52,6 +61,14 @@ impl H5Mat {
             .into_iter()
             .map(|d| usize::try_from(d).map_err(|_| bad(format!("extent {d} does not fit in memory"))))
             .collect::<Result<Vec<_>>>()?;
+        let count = crate::array::element_count(&shape).map_err(|p| bad(p.0))?;
+        let limit = self.bytes.saturating_mul(MAX_EXPANSION).max(MIN_LIMIT);
+        if count.checked_mul(8).is_none_or(|b| b > limit) {
+            return Err(bad(format!(
+                "declares {count} elements, more than a {}-byte file can hold: damaged",
+                self.bytes
+            )));
+        }
         let data = dataset.read_f64().map_err(|e| bad(format!("cannot read as numbers: {e}")))?;
         Array::from_vec(DType::F64, shape, data).map_err(|p| bad(p.0))
     }

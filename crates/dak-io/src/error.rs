@@ -11,6 +11,10 @@ pub enum Error {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a readable Parquet file (corrupt or truncated?): {source}")]
     Parquet { path: PathBuf, source: parquet::errors::ParquetError },
+    #[error("{path}: damaged Parquet data ({what})")]
+    Damaged { path: PathBuf, what: String },
+    #[error("{path}: writing failed (disk full or file size limit?): {source}")]
+    ParquetWrite { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("{path}: {source}")]
     Arrow { path: PathBuf, source: arrow::error::ArrowError },
     #[error("{path}: not a dak-pose shard (no `dak.schema` metadata)")]

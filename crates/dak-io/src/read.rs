@@ -23,6 +23,9 @@ pub struct ShardReader {
     path: PathBuf,
     rows: u64,
     inner: ParquetRecordBatchReader,
+    /// Set after an error: a damaged file can make the Parquet reader fail
+    /// on every call without advancing, so iteration ends at the first error.
+    failed: bool,
 }
 
 /// Which table a Parquet file holds, from its metadata; errors if it is not ours.
@@ -38,7 +41,22 @@ pub fn table_of(path: &Path) -> Result<Table> {
 
 fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let file = File::open(path).map_err(Error::io(path))?;
-    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+    contain_panic(path, || ParquetRecordBatchReaderBuilder::try_new(file))?
+        .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+}
+
+/// The Parquet decoder asserts on some malformed bytes (found by fuzzing,
+/// e.g. an over-long varint in a damaged page); a damaged file must be an
+/// error naming it, not a crash of the whole program.
+fn contain_panic<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("decoder failure");
+        Error::Damaged { path: path.to_path_buf(), what: what.to_string() }
+    })
 }
 
 fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<File>) -> Result<(String, String)> {
@@ -84,7 +102,7 @@ impl ShardReader {
             .with_batch_size(batch_rows)
             .build()
             .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })?;
-        Ok(ShardReader { path: path.to_path_buf(), rows, inner })
+        Ok(ShardReader { path: path.to_path_buf(), rows, inner, failed: false })
     }
 
     pub fn path(&self) -> &Path {
@@ -111,7 +129,16 @@ impl Iterator for ShardReader {
     type Item = Result<RecordBatch>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.inner.next().map(|r| r.map_err(|source| Error::Arrow { path: self.path.clone(), source }))
+        if self.failed {
+            return None;
+        }
+        // After a contained panic the decoder is never touched again.
+        let item = match contain_panic(&self.path, || self.inner.next()) {
+            Ok(next) => next?.map_err(|source| Error::Arrow { path: self.path.clone(), source }),
+            Err(e) => Err(e),
+        };
+        self.failed = item.is_err();
+        Some(item)
     }
 }
 

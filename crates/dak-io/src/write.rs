@@ -113,7 +113,7 @@ impl ShardWriter {
         let path = self.dir.join(&name);
         let file = AtomicFile::create(&path)?;
         let writer = ArrowWriter::try_new(file, self.table.arrow_schema(), Some(self.options.properties(self.table)))
-            .map_err(|source| Error::Parquet { path: path.clone(), source })?;
+            .map_err(|source| Error::ParquetWrite { path: path.clone(), source })?;
         Ok(OpenFile { writer, name, rows: 0 })
     }
 
@@ -128,7 +128,7 @@ impl ShardWriter {
             let n = (self.options.rows_per_file - file.rows).min(batch.num_rows() - offset);
             file.writer
                 .write(&batch.slice(offset, n))
-                .map_err(|source| Error::Parquet { path: self.dir.join(&file.name), source })?;
+                .map_err(|source| Error::ParquetWrite { path: self.dir.join(&file.name), source })?;
             file.rows += n;
             offset += n;
             if file.rows >= self.options.rows_per_file {
@@ -141,7 +141,7 @@ impl ShardWriter {
     fn close_current(&mut self) -> Result<()> {
         let Some(file) = self.open.take() else { return Ok(()) };
         let path = self.dir.join(&file.name);
-        let atomic = file.writer.into_inner().map_err(|source| Error::Parquet { path, source })?;
+        let atomic = file.writer.into_inner().map_err(|source| Error::ParquetWrite { path, source })?;
         let committed = atomic.commit()?;
         self.files.push(FileEntry {
             path: file.name,

@@ -29,7 +29,18 @@ pub fn read_metrics(run: &Path) -> Result<Vec<EpochRecord>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::Io { path, source: e }),
     };
-    text.lines()
+    // Records are appended a line at a time; a last line without its
+    // newline is an append a kill interrupted, and is dropped.
+    let complete = match text.rfind('\n') {
+        Some(end) if !text.ends_with('\n') => {
+            tracing::warn!("{}: dropping an interrupted last record", path.display());
+            &text[..=end]
+        }
+        None if !text.is_empty() => "",
+        _ => &text[..],
+    };
+    complete
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| {

@@ -332,7 +332,14 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let Some(out) = args.out.clone() else { bail!("--out is required: the run directory") };
     let existing = out.join(checkpoint::CHECKPOINT_JSON).exists();
-    let config = if args.resume {
+    // Killed before its first checkpoint: there is nothing to resume.
+    let resume = args.resume && existing;
+    if args.resume && !existing {
+        tracing::info!("{}: no checkpoint yet; starting the run", out.display());
+    }
+    // The export is written last: without it, a run is not finished.
+    let exported = run::export_dir(&out).join(checkpoint::EXPORT_JSON).exists();
+    let config = if resume {
         let (info, _) = checkpoint::read_info(&out)?;
         let mut c = info.config;
         if let Some(e) = args.epochs {
@@ -343,7 +350,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         if existing && !args.force {
             let wanted = args.config()?;
             let (info, _) = checkpoint::read_info(&out)?;
-            if info.config == wanted && info.epoch >= wanted.epochs {
+            if info.config == wanted && info.epoch >= wanted.epochs && exported {
                 if !quiet {
                     crate::print_stdout(&format!(
                         "dak-train {}: {} is up to date ({} epochs of this configuration); --force retrains\n",
@@ -364,7 +371,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let data = load_data(&args, &config)?;
     let mut trainer = Trainer::new(config, data, device)?;
-    if args.resume {
+    if resume {
         let info = checkpoint::restore(&mut trainer, &out)?;
         tracing::info!("resuming {} after epoch {} (step {})", out.display(), info.epoch, info.global_step);
     }

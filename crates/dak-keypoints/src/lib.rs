@@ -20,7 +20,16 @@ use std::path::{Path, PathBuf};
 
 use dak_core::NUM_JOINTS;
 
-use crate::error::{Error, Result};
+/// A keypoint file that cannot be read as what it claims to be.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {reason}")]
+    Data { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// One joint: pixel position and confidence in [0, 1].
 pub type Keypoint = [f32; 3];
