@@ -3,6 +3,7 @@
 mod augment;
 mod cli;
 mod convert;
+mod errors;
 mod eval;
 mod infer;
 mod interop;

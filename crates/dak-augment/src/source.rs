@@ -91,7 +91,7 @@ impl SourceLibrary {
         let mut runs: BTreeMap<RunKey, Vec<(u32, [f32; NUM_JOINTS * 3])>> = BTreeMap::new();
         let mut cameras = Vec::new();
         for dir in dirs {
-            let set = ShardSet::open(dir, Verify::Sizes)?;
+            let set = ShardSet::open(dir, Verify::Checksums)?;
             if set.table() != Some(Table::SourceFrames) {
                 return Err(Error::Source {
                     path: dir.clone(),

@@ -50,7 +50,7 @@ pub struct RawStage {
     pub words: Vec<String>,
     /// The command line without the program name, in file order.
     pub argv: Vec<String>,
-    /// (`--flag`, line of its key) for every flag.
+    /// (`--flag`, line of its key) for every flag; `""` for `args`.
     pub flags: Vec<(String, usize)>,
 }
 
@@ -251,6 +251,8 @@ fn parse_stage(ctx: &Ctx, at: usize, table: &DeTable, vars: &BTreeMap<String, St
             "name" => name = Some(as_string(ctx, (k, v))?),
             "run" => run = Some((as_string(ctx, (k, v))?, offset)),
             "args" => {
+                // Positional arguments are located under the empty flag.
+                flags.push((String::new(), offset));
                 let DeValue::Array(items) = v.get_ref() else {
                     return Err(ctx.err(offset, "`args` must be an array of strings"));
                 };

@@ -97,7 +97,7 @@ impl VideoSet {
         let mut rows: BTreeMap<VideoKey, Vec<FrameRow>> = BTreeMap::new();
         let mut cameras = BTreeMap::new();
         for dir in dirs {
-            let set = ShardSet::open(dir, Verify::Sizes)?;
+            let set = ShardSet::open(dir, Verify::Checksums)?;
             if set.table() != Some(Table::SourceFrames) {
                 return Err(Error::Data {
                     path: dir.clone(),
@@ -308,7 +308,7 @@ impl SyntheticSet {
     pub fn load(dirs: &[PathBuf], frames: usize) -> Result<Self> {
         let (mut x, mut pose, mut modes) = (Vec::new(), Vec::new(), std::collections::BTreeSet::new());
         for dir in dirs {
-            let set = ShardSet::open(dir, Verify::Sizes)?;
+            let set = ShardSet::open(dir, Verify::Checksums)?;
             if set.table() != Some(Table::SyntheticClips) {
                 return Err(Error::Data {
                     path: dir.clone(),

@@ -172,7 +172,7 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
     let offsets = DmaOffsets { m_min: args.m_min, m_max: args.m_max };
     let model_dir = || -> anyhow::Result<&Path> {
         args.model.as_deref().with_context(|| {
-            format!("--mode {:?} needs --model DIR (from `dak-augment fit`)", args.mode).to_lowercase()
+            format!("--mode {} needs --model DIR (from `dak-augment fit`)", format!("{:?}", args.mode).to_lowercase())
         })
     };
     // Load the model first: a wrong path fails before reading any shards.

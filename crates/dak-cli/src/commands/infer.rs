@@ -62,8 +62,9 @@ pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
     else {
         anyhow::bail!("--checkpoint, --keypoints, --width, --height and --out are required");
     };
-    let model = LoadedModel::load(checkpoint, device)?;
+    // The user's file first: its mistakes show before the model loads.
     let track = keypoints::read(input)?;
+    let model = LoadedModel::load(checkpoint, device)?;
     let flip = model.trained_with_flip && !args.no_flip;
     let result = infer::infer(&model, &track, width, height, args.min_confidence, flip, device)?;
     infer::write(out, &result, model.provenance.clone())?;
