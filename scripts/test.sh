@@ -6,3 +6,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup-python.sh
 source scripts/env.sh
 cargo test --workspace --no-fail-fast "$@"
+# Under CI (or with DAK_FUZZ_SECONDS set) every reader also runs under
+# cargo fuzz for a bounded time; skipped with a message where cargo-fuzz or
+# a nightly toolchain cannot be had. `cargo test` above already ran the
+# stable mutation campaign over the same targets.
+if [[ -n "${CI:-}" || -n "${DAK_FUZZ_SECONDS:-}" ]]; then
+  bash scripts/fuzz.sh "${DAK_FUZZ_SECONDS:-10}"
+fi

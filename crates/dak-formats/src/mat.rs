@@ -80,6 +80,7 @@ pub fn detect_version(bytes: &[u8]) -> MatVersion {
 /// Refuses decompressed sizes beyond this (a zip bomb in a tiny file).
 const MAX_INFLATED: u64 = 4 << 30;
 const MAX_DEPTH: usize = 32;
+const MAX_FIELDLESS: usize = 1 << 16;
 
 const MI_INT8: u32 = 1;
 const MI_UINT8: u32 = 2;
@@ -222,7 +223,11 @@ impl Reader {
         let name = String::from_utf8_lossy(name_el.data).into_owned();
         let value = match class {
             1 => {
-                // Cell: `count` miMATRIX elements in column-major order.
+                // Cell: `count` miMATRIX elements in column-major order,
+                // each at least a tag: a count the bytes cannot hold is damage.
+                if count.saturating_mul(8) > rest.len() {
+                    return Err(problem!("cell {name:?} declares {count} items in {} bytes", rest.len()));
+                }
                 let mut items = Vec::new();
                 for _ in 0..count {
                     let e = self.element(&mut rest)?;
@@ -247,6 +252,12 @@ impl Reader {
                     .chunks(field_len)
                     .map(|c| String::from_utf8_lossy(c.split(|&b| b == 0).next().unwrap_or(c)).into_owned())
                     .collect();
+                // Fieldless struct arrays hold nothing per element; cap them
+                // so a damaged dimension cannot make us allocate without bound.
+                let needed = count.saturating_mul(fields.len().max(1)).saturating_mul(8);
+                if (fields.is_empty() && count > MAX_FIELDLESS) || (!fields.is_empty() && needed > rest.len()) {
+                    return Err(problem!("struct {name:?} declares {count} elements in {} bytes", rest.len()));
+                }
                 let mut elements = Vec::new();
                 for _ in 0..count {
                     let mut values = Vec::new();

@@ -63,16 +63,23 @@ impl Adam {
                     continue;
                 }
                 let g = g.to_kind(Kind::Float);
-                let _ = s.m.g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = s.v.g_mul_scalar_(b2).g_add_(&(g.square() * (1.0 - b2)));
-                let update = (&s.m / c1) / ((&s.v / c2).sqrt() + self.eps) * lr;
+                // In-place forms, 7 kernels and 2 temporaries per tensor
+                // (the step costs per-parameter launches, not arithmetic):
+                // m ← m + (1−β1)(g − m), v ← v + (1−β2)(g² − v),
+                // p ← p − lr/c1 · m / (√v/√c2 + ε), the last as one addcdiv
+                // with the scale folded into the denominator.
+                let _ = s.m.lerp_(&g, 1.0 - b1);
+                let _ = s.v.lerp_(&g.square(), 1.0 - b2);
+                let scale = -c1 / lr;
+                let mut denom = s.v.sqrt();
+                let _ = denom.g_mul_scalar_(scale / c2.sqrt()).g_add_scalar_(self.eps * scale);
                 match &mut s.master {
                     Some(master) => {
-                        let _ = master.g_sub_(&update);
+                        let _ = master.addcdiv_(&s.m, &denom);
                         s.param.copy_(master);
                     }
                     None => {
-                        let _ = s.param.g_sub_(&update);
+                        let _ = s.param.addcdiv_(&s.m, &denom);
                     }
                 }
             }
