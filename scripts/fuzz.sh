@@ -4,7 +4,9 @@
 # cargo-fuzz from crates.io when missing and skips, saying why, when either
 # cannot be had. New interesting inputs go to fuzz/corpus-new/ (not the
 # committed corpus); a crash stops the run with libFuzzer's reproducer in
-# fuzz/artifacts/. Prints executions per target at the end.
+# fuzz/artifacts/. Prints executions per target at the end. The random
+# seed is fixed (DAK_FUZZ_SEED, default 1) so a CI run can be repeated;
+# set another to explore elsewhere.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-60}"
@@ -28,6 +30,7 @@ for t in $targets; do
   log=$(mktemp)
   if ! cargo +nightly fuzz run --sanitizer none --release "$t" "fuzz/corpus-new/$t" "fuzz/corpus/$t" -- \
       -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=262144 \
+      -seed="${DAK_FUZZ_SEED:-1}" \
       -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "fuzz: $t FAILED (reproducer in fuzz/artifacts/$t/)"; exit 1

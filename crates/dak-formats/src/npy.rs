@@ -42,8 +42,10 @@ pub fn parse(bytes: &[u8]) -> Result<Npy, Problem> {
     let text = std::str::from_utf8(header_bytes).map_err(|_| problem!(".npy header is not text"))?;
     let header = parse_header(text)?;
     let body = &bytes[start + len..];
-    let code = &header.descr[1.min(header.descr.len())..];
-    let order = header.descr.chars().next().unwrap_or('|');
+    // Byte order, then type code ('<f8', '|O'); by chars, as the header is arbitrary text.
+    let mut chars = header.descr.chars();
+    let order = chars.next().unwrap_or('|');
+    let code = chars.as_str();
     if code == "O" {
         let value = pickle::from_bytes(body)?;
         return Ok(Npy::Object(value.unwrap_scalar_object()));
