@@ -137,17 +137,21 @@ impl SyntheticWriter {
         });
         let owned = groups.iter().map(|(g, _)| *g).collect();
         let dir = self.dir.path().to_path_buf();
-        let finalize = |extra: &mut serde_json::Value, partials: &[serde_json::Value]| {
-            finalize_report(extra, partials)
-                .map_err(|e| dak_io::Error::ShardMismatch { dir: dir.clone(), what: e.to_string() })
-        };
+        let finalize =
+            |extra: &mut serde_json::Value, partials: &[serde_json::Value]| finalize_report(&dir, extra, partials);
         Ok(self.dir.finish_groups(manifest, group_count, owned, partial, &finalize)?)
     }
 }
 
-/// Fill `extra.report.synthetic` from the shards' per-group statistics.
-pub fn finalize_report(extra: &mut serde_json::Value, partials: &[serde_json::Value]) -> Result<()> {
-    let bad = |why: &str| Error::Source { path: PathBuf::from("manifest"), reason: format!("shard statistics {why}") };
+/// Fill `extra.report.synthetic` of the output in `dir` from the shards'
+/// per-group statistics (the [`dak_io::sharding::Finalize`] of synthetic clips).
+pub fn finalize_report(
+    dir: &Path,
+    extra: &mut serde_json::Value,
+    partials: &[serde_json::Value],
+) -> dak_io::Result<()> {
+    let bad =
+        |why: &str| dak_io::Error::ShardMismatch { dir: dir.to_path_buf(), what: format!("shard statistics {why}") };
     let mut groups: Vec<(u64, StatisticsAccumulator)> = Vec::new();
     for partial in partials {
         for item in partial["statistics"].as_array().ok_or_else(|| bad("missing"))? {
@@ -157,7 +161,7 @@ pub fn finalize_report(extra: &mut serde_json::Value, partials: &[serde_json::Va
                 .ok_or_else(|| bad("unreadable"))?
                 .iter()
                 .map(|w| w.as_u64().ok_or_else(|| bad("unreadable")))
-                .collect::<Result<_>>()?;
+                .collect::<dak_io::Result<_>>()?;
             groups.push((group, StatisticsAccumulator::from_words(&words).ok_or_else(|| bad("of the wrong size"))?));
         }
     }

@@ -126,6 +126,12 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Remove in-progress files a killed run left in `dir`.
 pub fn sweep_tmp_files(dir: &Path) -> Result<usize> {
+    sweep_tmp_files_of(dir, |_| true)
+}
+
+/// Remove the in-progress files in `dir` whose final name satisfies
+/// `owned` (a shard sweeps only its own: the others may be writing).
+pub fn sweep_tmp_files_of(dir: &Path, owned: impl Fn(&str) -> bool) -> Result<usize> {
     let mut removed = 0;
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -136,12 +142,21 @@ pub fn sweep_tmp_files(dir: &Path) -> Result<usize> {
         let entry = entry.map_err(Error::io(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
-            std::fs::remove_file(entry.path()).map_err(Error::io(entry.path()))?;
+        let final_name = name.strip_prefix('.').and_then(|n| n.strip_suffix(TMP_SUFFIX));
+        if final_name.is_some_and(&owned) {
+            remove_if_present(&entry.path())?;
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+/// Remove a file that may already be gone (another process, an earlier run).
+pub fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path: path.to_path_buf(), source: e }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::atomic::remove_if_present;
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 use crate::{CAMERAS_FILE, MANIFEST_FILE};
@@ -259,14 +260,6 @@ pub(crate) fn remove_shard_manifests(dir: &Path, stale: impl Fn(usize, usize) ->
         }
     }
     Ok(())
-}
-
-/// Another shard may have removed it first.
-pub(crate) fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Io { path: path.to_path_buf(), source: e }),
-        _ => Ok(()),
-    }
 }
 
 /// Whether `name` is a file shard `spec` writes (its groups, and the shared files for shard 0).

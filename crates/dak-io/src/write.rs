@@ -10,13 +10,13 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{sweep_tmp_files, AtomicFile};
+use crate::atomic::{remove_if_present, sweep_tmp_files, sweep_tmp_files_of, AtomicFile};
 use crate::error::{Error, Result};
 use crate::manifest::{FileEntry, Manifest};
 use crate::schema::{Table, META_TABLE, META_VERSION};
 use crate::sharding::{
-    group_file_name, group_of, merge_manifests, remove_if_present, remove_shard_manifests, shard_writes, with_record,
-    Finalize, ShardRecord, ShardSpec,
+    group_file_name, group_of, merge_manifests, remove_shard_manifests, shard_writes, with_record, Finalize,
+    ShardRecord, ShardSpec,
 };
 use crate::CAMERAS_FILE;
 
@@ -206,14 +206,7 @@ impl OutputDir {
         } else {
             remove_shard_manifests(dir, |i, n| n != shard.count() || i == shard.index())?;
             remove_our_parquet_files(dir, |name| shard_writes(shard, name))?;
-            for entry in std::fs::read_dir(dir).map_err(Error::io(dir))? {
-                let entry = entry.map_err(Error::io(dir))?;
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let tmp_of = name.strip_prefix('.').and_then(|n| n.strip_suffix(crate::atomic::TMP_SUFFIX));
-                if tmp_of.is_some_and(|n| shard_writes(shard, n)) {
-                    remove_if_present(&entry.path())?;
-                }
-            }
+            sweep_tmp_files_of(dir, |name| shard_writes(shard, name))?;
         }
         Ok(Prepared::Fresh(OutputDir { dir: dir.to_path_buf(), shard }))
     }

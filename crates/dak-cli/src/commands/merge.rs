@@ -25,8 +25,7 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     let finalize = |extra: &mut serde_json::Value, partials: &[serde_json::Value]| {
         if extra.get("report").is_some() {
-            dak_augment::output::finalize_report(extra, partials)
-                .map_err(|e| dak_io::Error::ShardMismatch { dir: dir.clone(), what: e.to_string() })
+            dak_augment::output::finalize_report(dir, extra, partials)
         } else {
             sharding::no_partials(extra, partials)
         }

@@ -6,11 +6,22 @@ use crate::app::{AugmentCommand, DakCommand, PrepCommand};
 
 #[derive(Debug, Clone)]
 pub struct Input {
-    /// The pipeline key (flag) it came from.
-    pub key: String,
+    /// The flag it came from (`--shards`); empty for positional `args`.
+    pub flag: &'static str,
     pub path: PathBuf,
     /// Line of that key in the pipeline file.
     pub line: usize,
+}
+
+impl Input {
+    /// The pipeline key of the flag (`shards`, `data_dir`, `args`).
+    pub fn key(&self) -> String {
+        if self.flag.is_empty() {
+            "args".into()
+        } else {
+            self.flag.trim_start_matches("--").replace('-', "_")
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -25,17 +36,15 @@ impl StageIo {
         StageIo { inputs: Vec::new(), output }
     }
 
-    fn input(mut self, flag: &str, paths: impl IntoIterator<Item = PathBuf>) -> Self {
-        let key = flag.trim_start_matches("--").replace('-', "_");
-        self.inputs.extend(paths.into_iter().map(|path| Input { key: key.clone(), path, line: 0 }));
+    fn input(mut self, flag: &'static str, paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.inputs.extend(paths.into_iter().map(|path| Input { flag, path, line: 0 }));
         self
     }
 
     /// Fill each input's line from its flag.
     pub fn locate(mut self, line_of_flag: impl Fn(&str) -> usize) -> Self {
         for input in &mut self.inputs {
-            let flag = if input.key == "args" { String::new() } else { format!("--{}", input.key.replace('_', "-")) };
-            input.line = line_of_flag(&flag);
+            input.line = line_of_flag(input.flag);
         }
         self
     }
@@ -50,7 +59,7 @@ pub fn stage_io(command: &DakCommand) -> Result<StageIo, String> {
         DakCommand::Prep(PrepCommand::Pw3d(a)) => converter(&a.common),
         DakCommand::Prep(PrepCommand::Stats(a)) => {
             let json = a.json.clone().ok_or("a `prep stats` stage needs `json = \"FILE\"` as its output")?;
-            StageIo::new(json).input("args", a.shards.clone())
+            StageIo::new(json).input("", a.shards.clone())
         }
         DakCommand::Prep(PrepCommand::Merge(_)) => return Err("`prep merge` joins cluster shards; not a stage".into()),
         DakCommand::Augment(AugmentCommand::Fit(a)) => {

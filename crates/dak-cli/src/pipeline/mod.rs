@@ -71,10 +71,10 @@ impl PipelineCommand {
 
 fn from_index(pipeline: &Pipeline, from: Option<&str>) -> anyhow::Result<Option<usize>> {
     let Some(name) = from else { return Ok(None) };
-    match pipeline.stages.iter().position(|s| s.name == name) {
+    match pipeline.stages.iter().position(|s| s.raw.name == name) {
         Some(i) => Ok(Some(i)),
         None => {
-            let names: Vec<&str> = pipeline.stages.iter().map(|s| s.name.as_str()).collect();
+            let names: Vec<&str> = pipeline.stages.iter().map(|s| s.raw.name.as_str()).collect();
             bail!("--from {name}: {} has no such stage (stages: {})", pipeline.file.display(), names.join(", "))
         }
     }
@@ -99,7 +99,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
             "not run yet".into()
         }));
     };
-    if stamp.command != stage.argv {
+    if stamp.command != stage.raw.argv {
         return Ok(Decision::Run("its settings changed".into()));
     }
     for input in &stage.io.inputs {
@@ -121,7 +121,7 @@ pub fn plan(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<Vec<Deci
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let decision = decide(stage, from.is_some_and(|f| i >= f), &rewritten)?;
         if decision != Decision::UpToDate {
-            rewritten.push((stage.io.output.clone(), stage.name.clone()));
+            rewritten.push((stage.io.output.clone(), stage.raw.name.clone()));
         }
         out.push(decision);
     }
@@ -131,7 +131,7 @@ pub fn plan(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<Vec<Deci
 fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String> {
     let decisions = plan(pipeline, from)?;
     let runs = decisions.iter().filter(|d| **d != Decision::UpToDate).count();
-    let width = pipeline.stages.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    let width = pipeline.stages.iter().map(|s| s.raw.name.len()).max().unwrap_or(0);
     let mut text = format!(
         "pipeline `{}` ({}): {} stages, {runs} to run\n",
         pipeline.name,
@@ -140,10 +140,10 @@ fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String>
     );
     for (stage, decision) in pipeline.stages.iter().zip(&decisions) {
         match decision {
-            Decision::UpToDate => text.push_str(&format!("  up to date  {:width$}\n", stage.name)),
+            Decision::UpToDate => text.push_str(&format!("  up to date  {:width$}\n", stage.raw.name)),
             Decision::Run(why) => {
-                text.push_str(&format!("  run         {:width$}  ({why})\n", stage.name));
-                text.push_str(&format!("              $ {}\n", stage.shell_line()));
+                text.push_str(&format!("  run         {:width$}  ({why})\n", stage.raw.name));
+                text.push_str(&format!("              $ {}\n", stage.raw.shell_line()));
             }
         }
     }
@@ -157,43 +157,44 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let why = match decide(stage, from.is_some_and(|f| i >= f), &[])? {
             Decision::UpToDate => {
-                tracing::info!("stage `{}`: up to date", stage.name);
+                tracing::info!("stage `{}`: up to date", stage.raw.name);
                 skipped += 1;
                 continue;
             }
             Decision::Run(why) => why,
         };
-        tracing::info!("stage `{}` ({why}): {}", stage.name, stage.shell_line());
+        tracing::info!("stage `{}` ({why}): {}", stage.raw.name, stage.raw.shell_line());
         // No stamp while the stage runs: a crash leaves it to be redone.
         remove_stamp(&stage.io.output)?;
         let mut inputs = std::collections::BTreeMap::new();
         for input in &stage.io.inputs {
-            let fp = fingerprint(&input.path)?
-                .with_context(|| format!("stage `{}`: input {} does not exist", stage.name, input.path.display()))?;
+            let fp = fingerprint(&input.path)?.with_context(|| {
+                format!("stage `{}`: input {} does not exist", stage.raw.name, input.path.display())
+            })?;
             inputs.insert(input.path.display().to_string(), fp);
         }
         let mut command = Command::new(&exe);
-        command.args(&stage.argv);
-        if stage.takes_force && !stage.argv.iter().any(|a| a == "--force") {
+        command.args(&stage.raw.argv);
+        if stage.takes_force && !stage.raw.argv.iter().any(|a| a == "--force") {
             command.arg("--force");
         }
         if quiet {
             command.arg("--quiet");
         }
-        let status = command.status().with_context(|| format!("starting stage `{}`", stage.name))?;
+        let status = command.status().with_context(|| format!("starting stage `{}`", stage.raw.name))?;
         if !status.success() {
             bail!(
                 "stage `{}` failed ({status}); the stages after it did not run. Its command: {}",
-                stage.name,
-                stage.shell_line()
+                stage.raw.name,
+                stage.raw.shell_line()
             );
         }
         let output = fingerprint(&stage.io.output)?.with_context(|| {
-            format!("stage `{}` finished but {} does not exist", stage.name, stage.io.output.display())
+            format!("stage `{}` finished but {} does not exist", stage.raw.name, stage.io.output.display())
         })?;
         write_stamp(
             &stage.io.output,
-            &Stamp { stage: stage.name.clone(), command: stage.argv.clone(), inputs, output },
+            &Stamp { stage: stage.raw.name.clone(), command: stage.raw.argv.clone(), inputs, output },
         )?;
         ran += 1;
     }

@@ -21,22 +21,12 @@ pub struct Pipeline {
 
 #[derive(Debug, Clone)]
 pub struct Stage {
-    pub name: String,
-    pub line: usize,
-    /// The dak command line without the program name, as the user wrote it.
-    pub argv: Vec<String>,
+    /// Name, line and the dak command line as the file gives them.
+    pub raw: RawStage,
     /// Whether the command takes `--force` (the runner passes it when a
     /// stage must run over an existing output).
     pub takes_force: bool,
     pub io: StageIo,
-    raw: RawStage,
-}
-
-impl Stage {
-    /// The command as a shell line, for plans and logs.
-    pub fn shell_line(&self) -> String {
-        self.raw.shell_line()
-    }
 }
 
 /// Read and check `file`; `overrides` replace `[vars]` entries (`--set`).
@@ -78,7 +68,7 @@ fn check(doc: Document) -> Result<Pipeline, SpecError> {
             .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some("force")));
         // Remember where each input came from for missing-path errors.
         let io = io.locate(|flag| raw.line_of_flag(flag));
-        stages.push(Stage { name, line: raw.line, argv: raw.argv.clone(), takes_force, io, raw });
+        stages.push(Stage { raw, takes_force, io });
     }
     let pipeline = Pipeline { file: doc.file, name: doc.name, stages };
     check_inputs(&pipeline)?;
@@ -96,8 +86,8 @@ fn check_inputs(pipeline: &Pipeline) -> Result<(), SpecError> {
                     line: input.line,
                     message: format!(
                         "stage `{}`, key `{}`: {} does not exist and no earlier stage writes it",
-                        stage.name,
-                        input.key,
+                        stage.raw.name,
+                        input.key(),
                         input.path.display()
                     ),
                 });
@@ -140,10 +130,13 @@ resume = false
     fn stages_become_command_lines() {
         let p = parse_text(GOOD).unwrap();
         assert_eq!(p.name, "t");
-        assert_eq!(p.stages[0].argv, ["prep", "synth", "--out", "target/pipeline-spec-test/shards", "--frames", "40"]);
+        assert_eq!(
+            p.stages[0].raw.argv,
+            ["prep", "synth", "--out", "target/pipeline-spec-test/shards", "--frames", "40"]
+        );
         let train = &p.stages[1];
         assert_eq!(
-            train.argv,
+            train.raw.argv,
             [
                 "train",
                 "--shards",
@@ -155,11 +148,11 @@ resume = false
                 "--no-flip"
             ]
         );
-        assert!(train.takes_force && train.line == 12);
+        assert!(train.takes_force && train.raw.line == 12);
         assert_eq!(train.io.inputs[0].path, Path::new("target/pipeline-spec-test/shards"));
         // --set overrides a var.
         let p = parse(Path::new("p.toml"), GOOD, &[("epochs".into(), "9".into())]).unwrap();
-        assert!(p.stages[1].argv.contains(&"9".to_string()));
+        assert!(p.stages[1].raw.argv.contains(&"9".to_string()));
     }
 
     fn error(text: &str) -> String {

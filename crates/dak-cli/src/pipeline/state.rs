@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Files that mark a directory finished and change whenever its content
 /// does: shard manifests (they hold every file's SHA-256), training
@@ -51,13 +50,7 @@ pub fn write_stamp(output: &Path, stamp: &Stamp) -> anyhow::Result<()> {
 }
 
 pub fn remove_stamp(output: &Path) -> anyhow::Result<()> {
-    let path = stamp_path(output);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(e).with_context(|| format!("removing {}", path.display()))
-        }
-        _ => Ok(()),
-    }
+    Ok(dak_io::atomic::remove_if_present(&stamp_path(output))?)
 }
 
 /// A digest of what `path` holds now; `None` when it does not exist.
@@ -67,29 +60,30 @@ pub fn fingerprint(path: &Path) -> anyhow::Result<Option<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut h = Sha256::new();
+    // What the digest covers, hashed once at the end.
+    let mut facts = Vec::new();
     if meta.is_file() {
-        file_digest(&mut h, path, &meta)?;
+        file_digest(&mut facts, path, &meta)?;
     } else {
         let markers: Vec<PathBuf> = MARKERS.iter().map(|m| path.join(m)).filter(|p| p.is_file()).collect();
         if markers.is_empty() {
             // Raw data or an unfinished output: names, sizes and times of every file.
-            listing_digest(&mut h, path, path)?;
+            listing_digest(&mut facts, path, path)?;
         }
         for m in markers {
-            h.update(m.file_name().unwrap_or_default().as_encoded_bytes());
-            file_digest(&mut h, &m, &std::fs::metadata(&m)?)?;
+            facts.extend_from_slice(m.file_name().unwrap_or_default().as_encoded_bytes());
+            file_digest(&mut facts, &m, &std::fs::metadata(&m)?)?;
         }
     }
-    Ok(Some(hex(&h.finalize())))
+    Ok(Some(dak_io::atomic::sha256_hex(&facts)))
 }
 
-fn file_digest(h: &mut Sha256, path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
+fn file_digest(facts: &mut Vec<u8>, path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
     if meta.len() > HASH_LIMIT {
-        h.update(size_and_time(meta).as_bytes());
+        facts.extend_from_slice(size_and_time(meta).as_bytes());
     } else {
         let (_, sha) = dak_io::atomic::sha256_file(path)?;
-        h.update(sha.as_bytes());
+        facts.extend_from_slice(sha.as_bytes());
     }
     Ok(())
 }
@@ -99,7 +93,7 @@ fn size_and_time(meta: &std::fs::Metadata) -> String {
     format!("{}:{}", meta.len(), mtime.as_nanos())
 }
 
-fn listing_digest(h: &mut Sha256, root: &Path, dir: &Path) -> anyhow::Result<()> {
+fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path) -> anyhow::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .collect::<Result<_, _>>()
@@ -112,17 +106,13 @@ fn listing_digest(h: &mut Sha256, root: &Path, dir: &Path) -> anyhow::Result<()>
         }
         let meta = entry.metadata()?;
         if meta.is_dir() {
-            listing_digest(h, root, &path)?;
+            listing_digest(facts, root, &path)?;
         } else {
-            h.update(path.strip_prefix(root).unwrap_or(&path).as_os_str().as_encoded_bytes());
-            h.update(size_and_time(&meta).as_bytes());
+            facts.extend_from_slice(path.strip_prefix(root).unwrap_or(&path).as_os_str().as_encoded_bytes());
+            facts.extend_from_slice(size_and_time(&meta).as_bytes());
         }
     }
     Ok(())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
