@@ -17,6 +17,19 @@ pub fn init_logging(quiet: bool) {
         tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
 }
 
+/// The process's peak resident memory in MiB, where the OS tells it (Linux).
+pub fn peak_memory_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    let kib: u64 = line.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024)
+}
+
+/// ` (peak memory N MiB)`, or nothing where it is not known.
+pub fn peak_memory_note() -> String {
+    peak_memory_mib().map(|m| format!(" (peak memory {m} MiB)")).unwrap_or_default()
+}
+
 /// Print an error with its chain of causes, one line, and pick the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {

@@ -193,33 +193,45 @@ impl<'a, J: Sync> GroupedJobs<'a, J> {
         self.owned.iter().map(|&g| self.groups[g].len()).sum()
     }
 
-    /// Convert each owned group's jobs in parallel, a few at a time so memory
-    /// stays bounded, and write them in order to the group's file.
+    /// Converts the owned groups and writes each to its file. With several
+    /// groups, groups run in parallel, each converted and encoded (most of
+    /// the work) by the thread that writes it; a lone group converts its
+    /// sequences in parallel instead. Never both: nested parallelism would
+    /// let a waiting thread start yet another group, and memory is bounded
+    /// by one open file (a row group being encoded) and a few sequences per
+    /// thread.
     pub fn write(
         &self,
         dir: &OutputDir,
         reporter: &dyn Reporter,
         convert: impl Fn(&J) -> Result<RecordBatch> + Sync,
     ) -> Result<Vec<FileEntry>> {
-        let chunk = rayon::current_num_threads() * CHUNK_PER_THREAD;
-        let mut files = Vec::new();
-        for &g in &self.owned {
+        let threads = rayon::current_num_threads();
+        let convert = |job: &J| {
+            let batch = convert(job);
+            reporter.advance(1);
+            batch
+        };
+        let write_group = |g: usize, parallel_jobs: bool| -> Result<Vec<FileEntry>> {
             let mut writer = dir.group_writer(Table::SourceFrames, g);
+            let chunk = if parallel_jobs { threads * CHUNK_PER_THREAD } else { 1 };
             for jobs in self.groups[g].chunks(chunk) {
-                let batches: Vec<RecordBatch> = jobs
-                    .par_iter()
-                    .map(|job| {
-                        let batch = convert(job);
-                        reporter.advance(1);
-                        batch
-                    })
-                    .collect::<Result<_>>()?;
+                let batches: Vec<RecordBatch> = if parallel_jobs {
+                    jobs.par_iter().map(convert).collect::<Result<_>>()?
+                } else {
+                    jobs.iter().map(convert).collect::<Result<_>>()?
+                };
                 for batch in &batches {
                     writer.write(batch)?;
                 }
             }
-            files.extend(writer.finish()?);
-        }
-        Ok(files)
+            Ok(writer.finish()?)
+        };
+        let per_group: Vec<Vec<FileEntry>> = if self.owned.len() > 1 && threads > 1 {
+            self.owned.par_iter().map(|&g| write_group(g, false)).collect::<Result<_>>()?
+        } else {
+            self.owned.iter().map(|&g| write_group(g, true)).collect::<Result<_>>()?
+        };
+        Ok(per_group.into_iter().flatten().collect())
     }
 }

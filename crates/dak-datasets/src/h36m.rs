@@ -13,8 +13,10 @@ use std::sync::Arc;
 use dak_core::camera::Camera;
 use dak_core::joint_maps::H36M32_KEPT;
 use dak_core::skeleton::NUM_JOINTS;
+use dak_formats::array::expect_shape;
 use dak_formats::npy::{Npy, Npz};
-use dak_formats::pickle::Value;
+use dak_formats::pickle::{ArrayRef, Value};
+use dak_formats::spill::Spill;
 use dak_formats::Array;
 use dak_io::{CameraRecord, RecordBatch, Reporter, SourceFrameBuilder, SourceFrameRow, TwoDSource};
 use nalgebra::Vector3;
@@ -65,9 +67,33 @@ pub fn split_of(subject: &str) -> &'static str {
 
 type ByAction<T> = BTreeMap<String, T>;
 /// `positions_3d`, subjects keyed in numeric order.
-type Mocap = BTreeMap<(u32, String), ByAction<Arc<Array>>>;
+type Mocap = BTreeMap<(u32, String), ByAction<Stored>>;
 /// `positions_2d`: one array per camera.
-type Views = BTreeMap<String, ByAction<Vec<Arc<Array>>>>;
+type Views = BTreeMap<String, ByAction<Vec<Stored>>>;
+
+/// An array of an input file, shape-checked while the file was read, its
+/// values decoded (and checked to be finite) only when its sequence is
+/// converted: the files are read as streams, large arrays parked in a spill
+/// file, so converting needs memory for a few sequences, not for the files.
+#[derive(Clone)]
+struct Stored {
+    array: ArrayRef,
+    path: Arc<Path>,
+    /// Where in the file, e.g. `positions_3d['S1']['Walking']`.
+    what: String,
+}
+
+impl Stored {
+    fn frames(&self) -> usize {
+        self.array.shape()[0]
+    }
+
+    fn load(&self) -> Result<Arc<Array>> {
+        let array = self.array.load().map_err(|p| Error::invalid(&self.path, p.0))?;
+        array.expect_finite(&self.what).map_err(|p| Error::invalid(&self.path, p.0))?;
+        Ok(array)
+    }
+}
 
 /// Subject → action → value, with subjects in numeric order (S1, S5, …, S11).
 fn subject_order(subject: &str) -> (u32, String) {
@@ -87,34 +113,35 @@ fn dict_items<'v>(value: &'v Value, path: &Path, what: &str) -> Result<Vec<(&'v 
         .collect()
 }
 
-fn object_member(npz: &mut Npz, name: &str) -> Result<Value> {
-    match npz.get(name)? {
+fn object_member(path: &Path, name: &str, spill: &Arc<Spill>) -> Result<Value> {
+    let mut npz = Npz::open(path)?;
+    match npz.get_spilled(name, spill)? {
         Npy::Object(v) => Ok(v),
         Npy::Array(a) => Err(Error::invalid(
-            npz.path(),
+            path,
             format!("{name} is a numeric array of shape {:?}, expected a pickled dict", a.shape),
         )),
     }
 }
 
-fn checked(array: &Array, path: &Path, what: &str, pattern: &[Option<usize>]) -> Result<()> {
-    array.expect_shape(what, pattern).and_then(|()| array.expect_finite(what)).map_err(|p| Error::invalid(path, p.0))
+fn stored(value: &Value, path: &Arc<Path>, what: String, pattern: &[Option<usize>]) -> Result<Stored> {
+    let Some(array) = value.as_array() else {
+        return Err(Error::invalid(path, format!("{what} is a {}, expected an array", value.type_name())));
+    };
+    expect_shape(array.shape(), &what, pattern).map_err(|p| Error::invalid(path, p.0))?;
+    Ok(Stored { array, path: path.clone(), what })
 }
 
 /// `positions_3d`: subject → action → (N, 32, 3) metres.
-fn read_3d(path: &Path) -> Result<Mocap> {
-    let mut npz = Npz::open(path)?;
-    let root = object_member(&mut npz, "positions_3d")?;
+fn read_3d(path: &Path, spill: &Arc<Spill>) -> Result<Mocap> {
+    let root = object_member(path, "positions_3d", spill)?;
+    let path: Arc<Path> = path.into();
     let mut out = BTreeMap::new();
-    for (subject, actions) in dict_items(&root, path, "positions_3d")? {
+    for (subject, actions) in dict_items(&root, &path, "positions_3d")? {
         let mut by_action = ByAction::new();
-        for (action, array) in dict_items(actions, path, &format!("positions_3d['{subject}']"))? {
+        for (action, array) in dict_items(actions, &path, &format!("positions_3d['{subject}']"))? {
             let what = format!("positions_3d['{subject}']['{action}']");
-            let Value::Array(array) = array else {
-                return Err(Error::invalid(path, format!("{what} is a {}, expected an array", array.type_name())));
-            };
-            checked(array, path, &what, &[None, Some(32), Some(3)])?;
-            by_action.insert(action.to_string(), array.clone());
+            by_action.insert(action.to_string(), stored(array, &path, what, &[None, Some(32), Some(3)])?);
         }
         out.insert(subject_order(subject), by_action);
     }
@@ -122,32 +149,25 @@ fn read_3d(path: &Path) -> Result<Mocap> {
 }
 
 /// `positions_2d`: subject → action → one (N, 17, 2) pixel array per camera.
-fn read_2d(path: &Path) -> Result<Views> {
-    let mut npz = Npz::open(path)?;
-    let root = object_member(&mut npz, "positions_2d")?;
+fn read_2d(path: &Path, spill: &Arc<Spill>) -> Result<Views> {
+    let root = object_member(path, "positions_2d", spill)?;
+    let path: Arc<Path> = path.into();
     let cameras = h36m_cameras::camera_ids().len();
     let mut out = BTreeMap::new();
-    for (subject, actions) in dict_items(&root, path, "positions_2d")? {
+    for (subject, actions) in dict_items(&root, &path, "positions_2d")? {
         let mut by_action = ByAction::new();
-        for (action, views) in dict_items(actions, path, &format!("positions_2d['{subject}']"))? {
+        for (action, views) in dict_items(actions, &path, &format!("positions_2d['{subject}']"))? {
             let what = format!("positions_2d['{subject}']['{action}']");
             let views = views
                 .as_seq()
-                .ok_or_else(|| Error::invalid(path, format!("{what} is a {}, expected a list", views.type_name())))?;
+                .ok_or_else(|| Error::invalid(&path, format!("{what} is a {}, expected a list", views.type_name())))?;
             if views.len() != cameras {
-                return Err(Error::invalid(path, format!("{what} has {} cameras, expected {cameras}", views.len())));
+                return Err(Error::invalid(&path, format!("{what} has {} cameras, expected {cameras}", views.len())));
             }
             let arrays = views
                 .iter()
                 .enumerate()
-                .map(|(k, v)| {
-                    let what = format!("{what}[{k}]");
-                    let Value::Array(a) = v else {
-                        return Err(Error::invalid(path, format!("{what} is a {}, expected an array", v.type_name())));
-                    };
-                    checked(a, path, &what, &[None, Some(NUM_JOINTS), Some(2)])?;
-                    Ok(a.clone())
-                })
+                .map(|(k, v)| stored(v, &path, format!("{what}[{k}]"), &[None, Some(NUM_JOINTS), Some(2)]))
                 .collect::<Result<Vec<_>>>()?;
             by_action.insert(action.to_string(), arrays);
         }
@@ -160,13 +180,14 @@ fn read_2d(path: &Path) -> Result<Views> {
 pub struct Sequence {
     subject: String,
     action: String,
-    world_m: Arc<Array>,
+    world_m: Stored,
     cameras: Vec<Camera>,
-    gt: Option<Vec<Array>>,
-    cpn: Option<Vec<Array>>,
+    gt: Option<Vec<Stored>>,
+    cpn: Option<Vec<Stored>>,
 }
 
-/// Trims 2D views to the mocap length; a shorter 2D sequence is an error.
+/// The 2D views of a sequence; longer than the mocap is trimmed when the
+/// sequence is converted (noted here), shorter is an error.
 fn take_views(
     source: &mut Option<Views>,
     path: &Path,
@@ -174,15 +195,12 @@ fn take_views(
     action: &str,
     frames: usize,
     trimmed: &mut Vec<serde_json::Value>,
-) -> Result<Option<Vec<Array>>> {
+) -> Result<Option<Vec<Stored>>> {
     let Some(views) = source.as_mut().and_then(|s| s.get_mut(subject)).and_then(|a| a.remove(action)) else {
         return Ok(None);
     };
-    let mut out = Vec::with_capacity(views.len());
-    for (k, view) in views.into_iter().enumerate() {
-        // The pickle's memo is gone by now, so this takes the array without a copy.
-        let mut view = Arc::unwrap_or_clone(view);
-        let n2d = view.shape[0];
+    for (k, view) in views.iter().enumerate() {
+        let n2d = view.frames();
         if n2d < frames {
             return Err(Error::invalid(
                 path,
@@ -191,17 +209,12 @@ fn take_views(
                 ),
             ));
         }
-        if n2d > frames {
-            view.data.truncate(frames * NUM_JOINTS * 2);
-            view.shape[0] = frames;
-            if k == 0 {
-                let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-                trimmed.push(serde_json::json!({"file": file, "subject": subject, "action": action, "frames_2d": n2d, "frames_3d": frames}));
-            }
+        if n2d > frames && k == 0 {
+            let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+            trimmed.push(serde_json::json!({"file": file, "subject": subject, "action": action, "frames_2d": n2d, "frames_3d": frames}));
         }
-        out.push(view);
     }
-    Ok(Some(out))
+    Ok(Some(views))
 }
 
 /// Converts the VideoPose3D Human3.6M files in `opts.data_dir`.
@@ -228,9 +241,12 @@ pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter
         inputs,
     };
     let plan = || -> Result<Plan<Sequence>> {
-        let mocap = read_3d(&path_3d)?;
-        let mut gt = use_gt.then(|| read_2d(&gt_path)).transpose()?;
-        let mut cpn = use_cpn.then(|| read_2d(&cpn_path)).transpose()?;
+        // Beside the output: the space the converted shards need is larger.
+        let spill =
+            Spill::in_dir(&opts.out).map_err(|source| dak_formats::Error::Io { path: opts.out.clone(), source })?;
+        let mocap = read_3d(&path_3d, &spill)?;
+        let mut gt = use_gt.then(|| read_2d(&gt_path, &spill)).transpose()?;
+        let mut cpn = use_cpn.then(|| read_2d(&cpn_path, &spill)).transpose()?;
         let (mut jobs, mut cameras, mut trimmed) = (Vec::new(), Vec::new(), Vec::new());
         for ((_, subject), actions) in mocap {
             if !opts.wants_subject(&subject) || !opts.wants_split(split_of(&subject)) {
@@ -247,7 +263,7 @@ pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter
                 extrinsics: Some(c.extrinsics),
             }));
             for (action, world_m) in actions {
-                let frames = world_m.shape[0];
+                let frames = world_m.frames();
                 let gt_views = take_views(&mut gt, &gt_path, &subject, &action, frames, &mut trimmed)?;
                 let cpn_views = take_views(&mut cpn, &cpn_path, &subject, &action, frames, &mut trimmed)?;
                 jobs.push(Sequence {
@@ -277,7 +293,12 @@ pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter
 }
 
 fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
-    let frames = s.world_m.shape[0];
+    let world_m = s.world_m.load()?;
+    let load_views = |views: &Option<Vec<Stored>>| -> Result<Option<Vec<Arc<Array>>>> {
+        views.as_ref().map(|v| v.iter().map(Stored::load).collect()).transpose()
+    };
+    let (gt, cpn) = (load_views(&s.gt)?, load_views(&s.cpn)?);
+    let frames = world_m.shape[0];
     let sequence = format!("{}/{}", s.subject, s.action);
     // "Walking 1" and "Walking 2" are takes of one action.
     let action = s.action.split_whitespace().next().unwrap_or(&s.action);
@@ -285,7 +306,8 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
     let mut builder = SourceFrameBuilder::with_capacity(frames * s.cameras.len());
     let (mut w, mut c, mut p, mut d) = (vec![0f32; 51], vec![0f32; 51], vec![0f32; 34], vec![0f32; 34]);
     for (k, camera) in s.cameras.iter().enumerate() {
-        for (f, mocap) in s.world_m.rows().enumerate() {
+        // 2D rows past the mocap's last frame are not read (trimmed).
+        for (f, mocap) in world_m.rows().enumerate() {
             for (j, &src) in H36M32_KEPT.iter().enumerate() {
                 let world = Vector3::new(mocap[3 * src], mocap[3 * src + 1], mocap[3 * src + 2]) * 1000.0;
                 let cam = camera.extrinsics.world_to_camera(&world);
@@ -293,7 +315,7 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
                     w[3 * j + a] = world[a] as f32;
                     c[3 * j + a] = cam[a] as f32;
                 }
-                let px = match &s.gt {
+                let px = match &gt {
                     Some(views) => {
                         let row = &views[k].data[(f * NUM_JOINTS + j) * 2..];
                         [row[0], row[1]]
@@ -305,7 +327,7 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
                 };
                 p[2 * j] = px[0] as f32;
                 p[2 * j + 1] = px[1] as f32;
-                if let Some(views) = &s.cpn {
+                if let Some(views) = &cpn {
                     let row = &views[k].data[(f * NUM_JOINTS + j) * 2..];
                     d[2 * j] = row[0] as f32;
                     d[2 * j + 1] = row[1] as f32;
@@ -323,10 +345,10 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
                 joints_3d_world_mm: Some(&w),
                 joints_3d_camera_mm: &c,
                 joints_2d_px: &p,
-                joints_2d_source: if s.gt.is_some() { TwoDSource::Annotation } else { TwoDSource::Projection },
-                detected_2d_px: s.cpn.as_ref().map(|_| &d[..]),
+                joints_2d_source: if gt.is_some() { TwoDSource::Annotation } else { TwoDSource::Projection },
+                detected_2d_px: cpn.as_ref().map(|_| &d[..]),
                 detected_2d_confidence: None,
-                detector: s.cpn.as_ref().map(|_| CPN_DETECTOR),
+                detector: cpn.as_ref().map(|_| CPN_DETECTOR),
                 valid: true,
             })?;
         }

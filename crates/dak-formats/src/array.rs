@@ -88,6 +88,16 @@ pub fn element_count(shape: &[usize]) -> Result<usize, Problem> {
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or_else(|| problem!("array shape {shape:?} overflows"))
 }
 
+/// Checks a shape against a pattern; `None` matches any extent.
+pub fn expect_shape(shape: &[usize], what: &str, pattern: &[Option<usize>]) -> Result<(), Problem> {
+    let matches = shape.len() == pattern.len() && shape.iter().zip(pattern).all(|(s, p)| p.is_none_or(|p| p == *s));
+    if matches {
+        return Ok(());
+    }
+    let want: Vec<String> = pattern.iter().map(|p| p.map_or("N".into(), |p| p.to_string())).collect();
+    Err(problem!("{what} has shape {shape:?}, expected ({})", want.join(", ")))
+}
+
 impl Array {
     /// Decodes raw element bytes. `fortran` marks column-major data, which is
     /// reordered to C order.
@@ -158,13 +168,7 @@ impl Array {
 
     /// Checks the shape against a pattern; `None` matches any extent.
     pub fn expect_shape(&self, what: &str, pattern: &[Option<usize>]) -> Result<(), Problem> {
-        let matches =
-            self.shape.len() == pattern.len() && self.shape.iter().zip(pattern).all(|(s, p)| p.is_none_or(|p| p == *s));
-        if matches {
-            return Ok(());
-        }
-        let want: Vec<String> = pattern.iter().map(|p| p.map_or("N".into(), |p| p.to_string())).collect();
-        Err(problem!("{what} has shape {:?}, expected ({})", self.shape, want.join(", ")))
+        expect_shape(&self.shape, what, pattern)
     }
 
     /// The first NaN or infinite element, as a multi-index.

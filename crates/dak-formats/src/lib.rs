@@ -14,6 +14,7 @@ pub mod h5mat;
 pub mod mat;
 pub mod npy;
 pub mod pickle;
+pub mod spill;
 
 use std::path::{Path, PathBuf};
 

@@ -1,10 +1,12 @@
 //! NumPy `.npy` arrays and `.npz` archives.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::array::{Array, DType};
 use crate::pickle::{self, Value};
+use crate::spill::Spill;
 use crate::{problem, read_file, Error, Problem, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -26,36 +28,75 @@ struct Header {
 
 /// Decodes `.npy` bytes.
 pub fn parse(bytes: &[u8]) -> Result<Npy, Problem> {
-    if !bytes.starts_with(MAGIC) {
-        return Err(problem!("not a NumPy .npy array (bad magic)"));
-    }
-    let version = bytes.get(6..8).ok_or_else(|| problem!("truncated .npy header"))?;
-    let (len, start) = match version[0] {
-        1 => (usize::from(u16::from_le_bytes([bytes_at(bytes, 8)?, bytes_at(bytes, 9)?])), 10),
-        2 | 3 => {
-            let b = bytes.get(8..12).ok_or_else(|| problem!("truncated .npy header"))?;
-            (u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize, 12)
-        }
-        v => return Err(problem!(".npy format version {v}.{} is not supported", version[1])),
-    };
-    let header_bytes = bytes.get(start..start + len).ok_or_else(|| problem!("truncated .npy header"))?;
-    let text = std::str::from_utf8(header_bytes).map_err(|_| problem!(".npy header is not text"))?;
-    let header = parse_header(text)?;
-    let body = &bytes[start + len..];
+    from_reader(bytes, None)
+}
+
+/// Decodes a `.npy` stream. An object array's pickle is read with the
+/// `spill`, if any (see [`pickle::from_reader`]); a numeric array is read whole.
+pub fn from_reader(mut input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Npy, Problem> {
+    let header = read_header(&mut input)?;
     // Byte order, then type code ('<f8', '|O'); by chars, as the header is arbitrary text.
     let mut chars = header.descr.chars();
     let order = chars.next().unwrap_or('|');
     let code = chars.as_str();
     if code == "O" {
-        let value = pickle::from_bytes(body)?;
+        let value = pickle::from_reader(input, spill)?;
         return Ok(Npy::Object(value.unwrap_scalar_object()));
     }
     let dtype = DType::from_numpy(code).ok_or_else(|| problem!("unsupported .npy dtype {:?}", header.descr))?;
-    Ok(Npy::Array(Array::from_bytes(dtype, order == '>', header.shape, body, header.fortran_order)?))
+    let mut body = Vec::new();
+    input.read_to_end(&mut body).map_err(|e| problem!("{e}"))?;
+    Ok(Npy::Array(Array::from_bytes(dtype, order == '>', header.shape, &body, header.fortran_order)?))
 }
 
-fn bytes_at(bytes: &[u8], i: usize) -> Result<u8, Problem> {
-    bytes.get(i).copied().ok_or_else(|| problem!("truncated .npy header"))
+fn read_header(input: &mut impl Read) -> Result<Header, Problem> {
+    let truncated = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => problem!("truncated .npy header"),
+        _ => problem!("{e}"),
+    };
+    let mut lead = [0u8; 8];
+    let got = read_up_to(input, &mut lead).map_err(truncated)?;
+    if !lead[..got].starts_with(MAGIC) || got < MAGIC.len() {
+        return Err(problem!("not a NumPy .npy array (bad magic)"));
+    }
+    if got < lead.len() {
+        return Err(problem!("truncated .npy header"));
+    }
+    let len = match lead[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            input.read_exact(&mut b).map_err(truncated)?;
+            usize::from(u16::from_le_bytes(b))
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            input.read_exact(&mut b).map_err(truncated)?;
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(problem!(".npy format version {v}.{} is not supported", lead[7])),
+    };
+    // Grows with what is read, so a claimed length beyond the file allocates nothing.
+    let mut header_bytes = Vec::new();
+    input.take(len as u64).read_to_end(&mut header_bytes).map_err(truncated)?;
+    if header_bytes.len() < len {
+        return Err(problem!("truncated .npy header"));
+    }
+    let text = std::str::from_utf8(&header_bytes).map_err(|_| problem!(".npy header is not text"))?;
+    parse_header(text)
+}
+
+/// Fills `buf` as far as the input goes.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match input.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Parses the Python dict literal of a `.npy` header, e.g.
@@ -120,22 +161,38 @@ impl Npz {
 
     /// Reads the array `name`; a missing name is an error listing those present.
     pub fn get(&mut self, name: &str) -> Result<Npy> {
+        self.read_member(name, None)
+    }
+
+    /// Reads the array `name` as a stream, leaving the data of large arrays
+    /// inside a pickled object in `spill` ([`pickle::Value::SpilledArray`]):
+    /// memory stays small however large the member is.
+    pub fn get_spilled(&mut self, name: &str, spill: &Arc<Spill>) -> Result<Npy> {
+        self.read_member(name, Some(spill))
+    }
+
+    fn read_member(&mut self, name: &str, spill: Option<&Arc<Spill>>) -> Result<Npy> {
         let member = format!("{name}.npy");
         let mut names = self.names();
         names.sort();
-        let mut entry = match self.archive.by_name(&member) {
+        let entry = match self.archive.by_name(&member) {
             Ok(entry) => entry,
             Err(zip::result::ZipError::FileNotFound) => {
                 return Err(Error::malformed(&self.path, format!("has no array {name:?} (it holds {names:?})")))
             }
             Err(e) => return Err(Error::malformed(&self.path, format!("{member}: {e}"))),
         };
-        // Bound the buffer by what the archive can hold, not by the claimed size alone.
-        let mut bytes = Vec::with_capacity((entry.size() as usize).min(1 << 30));
-        entry
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::malformed(&self.path, format!("{member}: damaged or truncated archive member: {e}")))?;
-        parse(&bytes).map_err(|p| Error::malformed(&self.path, format!("{member}: {p}")))
+        let input = std::io::BufReader::with_capacity(1 << 20, DamagedMember(entry));
+        from_reader(input, spill).map_err(|p| Error::malformed(&self.path, format!("{member}: {p}")))
+    }
+}
+
+/// An archive member whose read errors say what they mean to a user.
+struct DamagedMember<R>(R);
+
+impl<R: Read> Read for DamagedMember<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf).map_err(|e| std::io::Error::new(e.kind(), format!("damaged or truncated archive member: {e}")))
     }
 }
 

@@ -11,9 +11,11 @@
 //! are interpreted here. Anything else is an error naming the global.
 
 use std::borrow::Cow;
+use std::io::{BufRead, Read};
 use std::sync::Arc;
 
 use crate::array::{element_count, Array, DType};
+use crate::spill::{Spill, SpilledBytes};
 use crate::{problem, Problem};
 
 /// A decoded Python value.
@@ -27,12 +29,16 @@ pub enum Value {
     Str(String),
     /// Shared, so that the memo and the stack hold large buffers once.
     Bytes(Arc<[u8]>),
+    /// A large `bytes` left in a [`Spill`] file (streaming reads only).
+    SpilledBytes(SpilledBytes),
     List(Vec<Value>),
     Tuple(Vec<Value>),
     /// Keys in insertion order.
     Dict(Vec<(Value, Value)>),
     Set(Vec<Value>),
     Array(Arc<Array>),
+    /// A numeric array whose data stayed in a [`Spill`] file until [`ArrayRef::load`].
+    SpilledArray(Arc<SpilledArray>),
     /// An array of dtype `object`, e.g. the 0-d wrapper `np.savez` puts around a dict.
     ObjectArray {
         shape: Vec<usize>,
@@ -42,6 +48,48 @@ pub enum Value {
     /// Intermediate values of the NumPy reconstruction protocol.
     #[doc(hidden)]
     Pending(Pending),
+}
+
+/// A numeric array read with a [`Spill`]: its header is known, its data is
+/// read from the spill file only when the array is loaded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpilledArray {
+    pub dtype: DType,
+    pub big_endian: bool,
+    pub shape: Vec<usize>,
+    pub fortran: bool,
+    pub data: SpilledBytes,
+}
+
+impl SpilledArray {
+    pub fn load(&self) -> Result<Array, Problem> {
+        let bytes = self.data.read().map_err(|e| problem!("reading back the spill file: {e}"))?;
+        Array::from_bytes(self.dtype, self.big_endian, self.shape.clone(), &bytes, self.fortran)
+    }
+}
+
+/// A numeric array from a pickle, decoded or still in the spill file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayRef {
+    Loaded(Arc<Array>),
+    Spilled(Arc<SpilledArray>),
+}
+
+impl ArrayRef {
+    pub fn shape(&self) -> &[usize] {
+        match self {
+            Self::Loaded(a) => &a.shape,
+            Self::Spilled(a) => &a.shape,
+        }
+    }
+
+    /// The array's values; a spilled one is read back and decoded.
+    pub fn load(&self) -> Result<Arc<Array>, Problem> {
+        match self {
+            Self::Loaded(a) => Ok(a.clone()),
+            Self::Spilled(a) => a.load().map(Arc::new),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,12 +144,12 @@ impl Value {
             Self::Int(_) => "int",
             Self::Float(_) => "float",
             Self::Str(_) => "str",
-            Self::Bytes(_) => "bytes",
+            Self::Bytes(_) | Self::SpilledBytes(_) => "bytes",
             Self::List(_) => "list",
             Self::Tuple(_) => "tuple",
             Self::Dict(_) => "dict",
             Self::Set(_) => "set",
-            Self::Array(_) => "ndarray",
+            Self::Array(_) | Self::SpilledArray(_) => "ndarray",
             Self::ObjectArray { .. } => "object ndarray",
             Self::DType(_) => "dtype",
             Self::Pending(_) => "incomplete object",
@@ -130,6 +178,15 @@ impl Value {
             Self::Int(i) => Some(*i as f64),
             Self::Float(f) => Some(*f),
             Self::Bool(b) => Some(f64::from(u8::from(*b))),
+            _ => None,
+        }
+    }
+
+    /// A numeric array, decoded or spilled.
+    pub fn as_array(&self) -> Option<ArrayRef> {
+        match self {
+            Self::Array(a) => Some(ArrayRef::Loaded(a.clone())),
+            Self::SpilledArray(a) => Some(ArrayRef::Spilled(a.clone())),
             _ => None,
         }
     }
@@ -167,37 +224,118 @@ impl Value {
     }
 }
 
-struct Machine<'a> {
-    input: &'a [u8],
-    pos: usize,
+struct Machine<'s, R> {
+    input: R,
+    /// Bytes consumed, for error positions.
+    pos: u64,
     stack: Vec<Value>,
+    /// The weight of each stack slot, in step with `stack`.
+    weights: Vec<Weight>,
     marks: Vec<usize>,
-    memo: std::collections::HashMap<u64, Value>,
+    memo: std::collections::HashMap<u64, (Value, Weight)>,
+    spill: Option<&'s Arc<Spill>>,
+    /// Bytes of values copied by DUP and memo GETs so far.
+    copied: u64,
+}
+
+/// Deeper values would overflow the stack when dropped or compared; no
+/// dataset file nests more than a handful of levels.
+const MAX_DEPTH: u32 = 256;
+/// Memo references are copies here (Python shares them): a few bytes of
+/// GETs can ask for exponentially many, so copies have a budget.
+const MAX_COPIED_BYTES: u64 = 64 << 20;
+
+/// How deep a value nests and roughly how much memory it holds (shared
+/// buffers and arrays not counted: copying those is free).
+#[derive(Debug, Clone, Copy, Default)]
+struct Weight {
+    depth: u32,
+    bytes: u64,
+}
+
+impl Weight {
+    const NODE: u64 = std::mem::size_of::<Value>() as u64;
+
+    fn leaf(value: &Value) -> Self {
+        let text = match value {
+            Value::Str(s) => s.len() as u64,
+            _ => 0,
+        };
+        Weight { depth: 0, bytes: Self::NODE + text }
+    }
+
+    /// Items together, before they are put in a container.
+    fn sum(weights: &[Weight]) -> Self {
+        weights
+            .iter()
+            .fold(Weight::default(), |acc, w| Weight { depth: acc.depth.max(w.depth), bytes: acc.bytes + w.bytes })
+    }
+
+    /// A container holding items of weight `items`.
+    fn holding(items: Weight) -> Self {
+        Weight { depth: items.depth + 1, bytes: items.bytes + Self::NODE }
+    }
 }
 
 /// Decodes one pickle; trailing bytes after STOP are ignored, as `pickle.loads` does.
 pub fn from_bytes(input: &[u8]) -> Result<Value, Problem> {
-    let mut m = Machine { input, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Default::default() };
+    from_reader(input, None)
+}
+
+/// Decodes one pickle from a stream. With a `spill`, every `bytes` of at
+/// least [`Spill::min_bytes`] is copied to the spill file instead of memory,
+/// and NumPy arrays built on them come back as [`Value::SpilledArray`]: memory
+/// then holds the pickle's structure, not its array data.
+pub fn from_reader(input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Value, Problem> {
+    let mut m = Machine {
+        input,
+        pos: 0,
+        stack: Vec::new(),
+        weights: Vec::new(),
+        marks: Vec::new(),
+        memo: Default::default(),
+        spill,
+        copied: 0,
+    };
     m.run().map_err(|p| problem!("pickle: {p} (at byte {})", m.pos))
 }
 
-impl<'a> Machine<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], Problem> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.input.len());
-        let Some(end) = end else {
-            return Err(problem!("truncated: needs {n} more bytes, {} left", self.input.len() - self.pos));
-        };
-        let out = &self.input[self.pos..end];
-        self.pos = end;
+fn read_problem(e: std::io::Error) -> Problem {
+    problem!("{e}")
+}
+
+impl<R: BufRead> Machine<'_, R> {
+    /// The next `n` bytes; the buffer grows with what is actually read, so a
+    /// huge length claimed by a damaged file allocates nothing up front.
+    fn take(&mut self, n: usize) -> Result<Vec<u8>, Problem> {
+        let mut out = Vec::with_capacity(n.min(1 << 16));
+        let got = (&mut self.input).take(n as u64).read_to_end(&mut out).map_err(read_problem)?;
+        self.pos += got as u64;
+        if got < n {
+            return Err(problem!("truncated: needs {n} more bytes, {got} left"));
+        }
         Ok(out)
     }
 
     fn u8(&mut self) -> Result<u8, Problem> {
-        Ok(self.take(1)?[0])
+        Ok(self.le::<1>()?[0])
     }
 
     fn le<const N: usize>(&mut self) -> Result<[u8; N], Problem> {
-        Ok(self.take(N)?.try_into().expect("length checked"))
+        let mut out = [0; N];
+        let mut got = 0;
+        while got < N {
+            match self.input.read(&mut out[got..]) {
+                Ok(0) => return Err(problem!("truncated: needs {N} more bytes, {got} left")),
+                Ok(k) => {
+                    got += k;
+                    self.pos += k as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_problem(e)),
+            }
+        }
+        Ok(out)
     }
 
     fn len_u32(&mut self) -> Result<usize, Problem> {
@@ -208,45 +346,113 @@ impl<'a> Machine<'a> {
         usize::try_from(u64::from_le_bytes(self.le()?)).map_err(|_| problem!("length overflows"))
     }
 
-    fn line(&mut self) -> Result<&'a str, Problem> {
-        let rest = &self.input[self.pos..];
-        let end = rest.iter().position(|&b| b == b'\n').ok_or_else(|| problem!("truncated: unterminated line"))?;
-        self.pos += end + 1;
-        std::str::from_utf8(&rest[..end]).map_err(|_| problem!("text opcode argument is not UTF-8"))
+    fn line(&mut self) -> Result<String, Problem> {
+        let mut raw = Vec::new();
+        self.pos += self.input.read_until(b'\n', &mut raw).map_err(read_problem)? as u64;
+        if raw.pop() != Some(b'\n') {
+            return Err(problem!("truncated: unterminated line"));
+        }
+        String::from_utf8(raw).map_err(|_| problem!("text opcode argument is not UTF-8"))
+    }
+
+    /// `n` bytes of a `bytes` value: to the spill file when there is one and
+    /// the value is large, else into memory.
+    fn bytes(&mut self, n: usize) -> Result<Value, Problem> {
+        if let Some(spill) = self.spill.filter(|s| n >= s.min_bytes()) {
+            let stored = spill.store(&mut self.input, n).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => problem!("truncated: needs {n} more bytes"),
+                _ => read_problem(e),
+            })?;
+            self.pos += n as u64;
+            return Ok(Value::SpilledBytes(stored));
+        }
+        Ok(Value::Bytes(self.take(n)?.into()))
+    }
+
+    fn push(&mut self, value: Value) {
+        self.weights.push(Weight::leaf(&value));
+        self.stack.push(value);
+    }
+
+    fn push_weighted(&mut self, value: Value, weight: Weight) -> Result<(), Problem> {
+        if weight.depth > MAX_DEPTH {
+            return Err(problem!("objects nested more than {MAX_DEPTH} levels deep"));
+        }
+        self.weights.push(weight);
+        self.stack.push(value);
+        Ok(())
+    }
+
+    /// A container of `items`, whose weights sum to `weight`.
+    fn push_container(&mut self, value: Value, items: Weight) -> Result<(), Problem> {
+        self.push_weighted(value, Weight::holding(items))
+    }
+
+    /// Accounts for items added to the container on top of the stack.
+    fn grow_top(&mut self, items: Weight) -> Result<(), Problem> {
+        let top = self.weights.last_mut().ok_or_else(|| problem!("stack underflow"))?;
+        let grown = Weight::holding(items);
+        top.depth = top.depth.max(grown.depth);
+        top.bytes += items.bytes;
+        if top.depth > MAX_DEPTH {
+            return Err(problem!("objects nested more than {MAX_DEPTH} levels deep"));
+        }
+        Ok(())
+    }
+
+    /// A copy of a value already held; copies are budgeted.
+    fn push_copy(&mut self, value: Value, weight: Weight) -> Result<(), Problem> {
+        self.copied += weight.bytes;
+        if self.copied > MAX_COPIED_BYTES {
+            return Err(problem!("memo references expand to more than {} MiB of copies", MAX_COPIED_BYTES >> 20));
+        }
+        self.push_weighted(value, weight)
     }
 
     fn pop(&mut self) -> Result<Value, Problem> {
+        self.pop_weighted().map(|(v, _)| v)
+    }
+
+    fn pop_weighted(&mut self) -> Result<(Value, Weight), Problem> {
         let floor = self.marks.last().copied().unwrap_or(0);
         if self.stack.len() <= floor {
             return Err(problem!("stack underflow"));
         }
-        Ok(self.stack.pop().expect("checked"))
+        Ok((self.stack.pop().expect("checked"), self.weights.pop().expect("in step")))
     }
 
     fn top(&mut self) -> Result<&mut Value, Problem> {
         self.stack.last_mut().ok_or_else(|| problem!("stack underflow"))
     }
 
-    fn pop_mark(&mut self) -> Result<Vec<Value>, Problem> {
+    /// The items above the last mark, and their summed weight.
+    fn pop_mark(&mut self) -> Result<(Vec<Value>, Weight), Problem> {
         let mark = self.marks.pop().ok_or_else(|| problem!("MARK expected"))?;
-        Ok(self.stack.split_off(mark))
+        self.split_off(mark)
+    }
+
+    fn split_off(&mut self, at: usize) -> Result<(Vec<Value>, Weight), Problem> {
+        let weights = self.weights.split_off(at);
+        Ok((self.stack.split_off(at), Weight::sum(&weights)))
     }
 
     fn latin1(bytes: &[u8]) -> Value {
         Value::Str(bytes.iter().map(|&b| char::from(b)).collect())
     }
 
-    fn utf8(bytes: &[u8]) -> Result<Value, Problem> {
-        String::from_utf8(bytes.to_vec()).map(Value::Str).map_err(|_| problem!("str is not valid UTF-8"))
+    fn utf8(bytes: Vec<u8>) -> Result<Value, Problem> {
+        String::from_utf8(bytes).map(Value::Str).map_err(|_| problem!("str is not valid UTF-8"))
     }
 
-    fn memo_get(&self, key: u64) -> Result<Value, Problem> {
-        self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))
+    fn memo_get(&mut self, key: u64) -> Result<(), Problem> {
+        let (v, w) = self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))?;
+        self.push_copy(v, w)
     }
 
     fn memo_put(&mut self, key: u64) -> Result<(), Problem> {
         let v = self.stack.last().ok_or_else(|| problem!("stack underflow"))?.clone();
-        self.memo.insert(key, v);
+        let w = *self.weights.last().expect("in step");
+        self.memo.insert(key, (v, w));
         Ok(())
     }
 
@@ -284,62 +490,64 @@ impl<'a> Machine<'a> {
                 }
                 b'2' => {
                     let v = self.top()?.clone();
-                    self.stack.push(v);
+                    let w = *self.weights.last().expect("in step");
+                    self.push_copy(v, w)?;
                 }
-                b'N' => self.stack.push(Value::None),
-                0x88 => self.stack.push(Value::Bool(true)),
-                0x89 => self.stack.push(Value::Bool(false)),
+                b'N' => self.push(Value::None),
+                0x88 => self.push(Value::Bool(true)),
+                0x89 => self.push(Value::Bool(false)),
                 b'I' => {
                     let text = self.line()?;
-                    self.stack.push(match text {
+                    self.push(match text.as_str() {
                         "01" => Value::Bool(true),
                         "00" => Value::Bool(false),
                         t => Value::Int(t.parse().map_err(|_| problem!("bad INT {t:?}"))?),
                     });
                 }
                 b'L' => {
-                    let text = self.line()?.trim_end_matches('L');
-                    self.stack.push(Value::Int(text.parse().map_err(|_| problem!("unsupported LONG {text:?}"))?));
+                    let line = self.line()?;
+                    let text = line.trim_end_matches('L');
+                    self.push(Value::Int(text.parse().map_err(|_| problem!("unsupported LONG {text:?}"))?));
                 }
                 b'J' => {
                     let v = i32::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)));
                 }
                 b'K' => {
                     let v = self.u8()?;
-                    self.stack.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)));
                 }
                 b'M' => {
                     let v = u16::from_le_bytes(self.le()?);
-                    self.stack.push(Value::Int(i64::from(v)));
+                    self.push(Value::Int(i64::from(v)));
                 }
                 0x8a | 0x8b => {
                     let n = if op == 0x8a { usize::from(self.u8()?) } else { self.len_u32()? };
-                    let bytes = self.take(n)?;
                     if n > 8 {
                         return Err(problem!("integer of {n} bytes is too large"));
                     }
+                    let bytes = self.take(n)?;
                     let mut buf = if bytes.last().is_some_and(|b| b & 0x80 != 0) { [0xff; 8] } else { [0; 8] };
-                    buf[..n].copy_from_slice(bytes);
-                    self.stack.push(Value::Int(i64::from_le_bytes(buf)));
+                    buf[..n].copy_from_slice(&bytes);
+                    self.push(Value::Int(i64::from_le_bytes(buf)));
                 }
                 b'F' => {
                     let text = self.line()?;
-                    self.stack.push(Value::Float(text.parse().map_err(|_| problem!("bad FLOAT {text:?}"))?));
+                    self.push(Value::Float(text.parse().map_err(|_| problem!("bad FLOAT {text:?}"))?));
                 }
                 b'G' => {
                     let v = f64::from_be_bytes(self.le()?);
-                    self.stack.push(Value::Float(v));
+                    self.push(Value::Float(v));
                 }
                 b'U' => {
                     let n = usize::from(self.u8()?);
                     let b = self.take(n)?;
-                    self.stack.push(Self::latin1(b));
+                    self.push(Self::latin1(&b));
                 }
                 b'T' => {
                     let n = self.len_u32()?;
                     let b = self.take(n)?;
-                    self.stack.push(Self::latin1(b));
+                    self.push(Self::latin1(&b));
                 }
                 b'S' => {
                     let text = self.line()?;
@@ -351,68 +559,70 @@ impl<'a> Machine<'a> {
                     if inner.contains('\\') {
                         return Err(problem!("escaped protocol-0 strings are not supported"));
                     }
-                    self.stack.push(Value::Str(inner.to_string()));
+                    self.push(Value::Str(inner.to_string()));
                 }
                 b'V' => {
                     let text = self.line()?;
                     if text.contains('\\') {
                         return Err(problem!("escaped protocol-0 unicode is not supported"));
                     }
-                    self.stack.push(Value::Str(text.to_string()));
+                    self.push(Value::Str(text.to_string()));
                 }
                 0x8c => {
                     let n = usize::from(self.u8()?);
                     let b = self.take(n)?;
-                    self.stack.push(Self::utf8(b)?);
+                    self.push(Self::utf8(b)?);
                 }
                 b'X' => {
                     let n = self.len_u32()?;
                     let b = self.take(n)?;
-                    self.stack.push(Self::utf8(b)?);
+                    self.push(Self::utf8(b)?);
                 }
                 0x8d => {
                     let n = self.len_u64()?;
                     let b = self.take(n)?;
-                    self.stack.push(Self::utf8(b)?);
+                    self.push(Self::utf8(b)?);
                 }
                 b'C' => {
                     let n = usize::from(self.u8()?);
                     let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.into()));
+                    self.push(Value::Bytes(b.into()));
                 }
                 b'B' => {
                     let n = self.len_u32()?;
-                    let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.into()));
+                    let v = self.bytes(n)?;
+                    self.push(v);
                 }
                 0x8e | 0x96 => {
                     let n = self.len_u64()?;
-                    let b = self.take(n)?;
-                    self.stack.push(Value::Bytes(b.into()));
+                    let v = self.bytes(n)?;
+                    self.push(v);
                 }
-                b']' => self.stack.push(Value::List(Vec::new())),
+                b']' => self.push(Value::List(Vec::new())),
                 b'l' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::List(items));
+                    let (items, w) = self.pop_mark()?;
+                    self.push_container(Value::List(items), w)?;
                 }
                 b'a' => {
-                    let v = self.pop()?;
+                    let (v, w) = self.pop_weighted()?;
                     match self.top()? {
                         Value::List(items) => items.push(v),
                         other => return Err(problem!("APPEND to a {}", other.type_name())),
                     }
+                    self.grow_top(w)?;
                 }
                 b'e' => {
-                    let new = self.pop_mark()?;
+                    let (new, w) = self.pop_mark()?;
                     match self.top()? {
                         Value::List(items) => items.extend(new),
                         other => return Err(problem!("APPENDS to a {}", other.type_name())),
                     }
+                    self.grow_top(w)?;
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b')' => self.push(Value::Tuple(Vec::new())),
                 b't' => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    let (items, w) = self.pop_mark()?;
+                    self.push_container(Value::Tuple(items), w)?;
                 }
                 0x85..=0x87 => {
                     let n = usize::from(op - 0x84);
@@ -420,41 +630,44 @@ impl<'a> Machine<'a> {
                     if self.stack.len() < floor + n {
                         return Err(problem!("stack underflow"));
                     }
-                    let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    let (items, w) = self.split_off(self.stack.len() - n)?;
+                    self.push_container(Value::Tuple(items), w)?;
                 }
-                b'}' => self.stack.push(Value::Dict(Vec::new())),
+                b'}' => self.push(Value::Dict(Vec::new())),
                 b'd' => {
-                    let items = self.pop_mark()?;
-                    let pairs = pairs(items)?;
-                    self.stack.push(Value::Dict(pairs));
+                    let (items, w) = self.pop_mark()?;
+                    self.push_container(Value::Dict(pairs(items)?), w)?;
                 }
                 b's' => {
-                    let v = self.pop()?;
-                    let k = self.pop()?;
+                    let (v, wv) = self.pop_weighted()?;
+                    let (k, wk) = self.pop_weighted()?;
                     match self.top()? {
                         Value::Dict(items) => items.push((k, v)),
                         other => return Err(problem!("SETITEM on a {}", other.type_name())),
                     }
+                    self.grow_top(Weight::sum(&[wk, wv]))?;
                 }
                 b'u' => {
-                    let items = pairs(self.pop_mark()?)?;
+                    let (items, w) = self.pop_mark()?;
+                    let items = pairs(items)?;
                     match self.top()? {
                         Value::Dict(d) => d.extend(items),
                         other => return Err(problem!("SETITEMS on a {}", other.type_name())),
                     }
+                    self.grow_top(w)?;
                 }
-                0x8f => self.stack.push(Value::Set(Vec::new())),
+                0x8f => self.push(Value::Set(Vec::new())),
                 0x90 => {
-                    let items = self.pop_mark()?;
+                    let (items, w) = self.pop_mark()?;
                     match self.top()? {
                         Value::Set(s) => s.extend(items),
                         other => return Err(problem!("ADDITEMS on a {}", other.type_name())),
                     }
+                    self.grow_top(w)?;
                 }
                 0x91 => {
-                    let items = self.pop_mark()?;
-                    self.stack.push(Value::Set(items));
+                    let (items, w) = self.pop_mark()?;
+                    self.push_container(Value::Set(items), w)?;
                 }
                 b'p' => {
                     let key = self.line()?.parse().map_err(|_| problem!("bad PUT key"))?;
@@ -474,23 +687,20 @@ impl<'a> Machine<'a> {
                 }
                 b'g' => {
                     let key = self.line()?.parse().map_err(|_| problem!("bad GET key"))?;
-                    let v = self.memo_get(key)?;
-                    self.stack.push(v);
+                    self.memo_get(key)?;
                 }
                 b'h' => {
                     let key = u64::from(self.u8()?);
-                    let v = self.memo_get(key)?;
-                    self.stack.push(v);
+                    self.memo_get(key)?;
                 }
                 b'j' => {
                     let key = u64::from(u32::from_le_bytes(self.le()?));
-                    let v = self.memo_get(key)?;
-                    self.stack.push(v);
+                    self.memo_get(key)?;
                 }
                 b'c' => {
                     let module = self.line()?;
                     let name = self.line()?;
-                    self.stack.push(Value::Pending(Pending::Global(resolve_global(module, name)?)));
+                    self.push(Value::Pending(Pending::Global(resolve_global(&module, &name)?)));
                 }
                 0x93 => {
                     let name = self.pop()?;
@@ -498,13 +708,13 @@ impl<'a> Machine<'a> {
                     let (Some(module), Some(name)) = (module.as_str(), name.as_str()) else {
                         return Err(problem!("STACK_GLOBAL needs two strings"));
                     };
-                    self.stack.push(Value::Pending(Pending::Global(resolve_global(module, name)?)));
+                    self.push(Value::Pending(Pending::Global(resolve_global(module, name)?)));
                 }
                 b'R' => {
-                    let args = self.pop()?;
-                    let callable = self.pop()?;
+                    let (args, wa) = self.pop_weighted()?;
+                    let (callable, wc) = self.pop_weighted()?;
                     let v = reduce(callable, args)?;
-                    self.stack.push(v);
+                    self.push_container(v, Weight::sum(&[wa, wc]))?;
                 }
                 0x81 => {
                     let args = self.pop()?;
@@ -512,10 +722,10 @@ impl<'a> Machine<'a> {
                     return Err(problem!("cannot create objects of {cls:?} with {}", args.type_name()));
                 }
                 b'b' => {
-                    let state = self.pop()?;
-                    let target = self.pop()?;
+                    let (state, ws) = self.pop_weighted()?;
+                    let (target, wt) = self.pop_weighted()?;
                     let v = build(target, state)?;
-                    self.stack.push(v);
+                    self.push_container(v, Weight::sum(&[ws, wt]))?;
                 }
                 _ => return Err(problem!("unsupported opcode 0x{op:02x}")),
             }
@@ -612,6 +822,18 @@ fn build(target: Value, state: Value) -> Result<Value, Problem> {
                 return Ok(Value::ObjectArray { shape, items });
             }
             let t = numeric_dtype(dtype)?;
+            if let Value::SpilledBytes(data) = data {
+                let n = element_count(&shape)?;
+                let expected = n.checked_mul(t.size()).ok_or_else(|| problem!("array shape {shape:?} overflows"))?;
+                if data.len() != expected {
+                    return Err(problem!(
+                        "array of shape {shape:?} and type {t:?} needs {expected} bytes of data, found {}",
+                        data.len()
+                    ));
+                }
+                let (big_endian, data) = (dtype.big_endian, data.clone());
+                return Ok(Value::SpilledArray(Arc::new(SpilledArray { dtype: t, big_endian, shape, fortran, data })));
+            }
             let bytes = data.to_raw_bytes().ok_or_else(|| problem!("ndarray data is a {}", data.type_name()))?;
             Ok(Value::Array(Arc::new(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?)))
         }
@@ -658,6 +880,74 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         assert!(err.0.contains("truncated"), "{err}");
         assert!(from_bytes(b"").is_err());
         assert!(from_bytes(b"\x80\x02e.").is_err());
+    }
+
+    // pickle.dumps({'a': np.arange(100, dtype='<f4').reshape(25, 4),
+    //               'b': [np.arange(40, dtype='>f8').reshape(8, 5),
+    //                     np.asfortranarray(np.arange(60, dtype='<i4').reshape(6, 10))],
+    //               'c': np.arange(6.0).reshape(2, 3)}, protocol=3), numpy 2.4.
+    const ARRAYS_P3: &[u8] = include_bytes!("../testdata/arrays_p3.pickle");
+
+    fn array(v: &Value) -> Arc<Array> {
+        v.as_array().expect("an array").load().expect("loads")
+    }
+
+    #[test]
+    fn streamed_with_a_spill_equals_decoded_in_memory() {
+        let in_memory = from_bytes(ARRAYS_P3).unwrap();
+        let spill = Spill::new(tempfile::tempfile().unwrap(), 256);
+        let streamed = from_reader(std::io::BufReader::with_capacity(7, ARRAYS_P3), Some(&spill)).unwrap();
+        // 'a', 'b'[0] and 'b'[1] (400, 320, 240 bytes) are spilled; 'c' (48) is not.
+        assert!(matches!(streamed.get("a"), Some(Value::SpilledArray(_))));
+        assert!(matches!(streamed.get("c"), Some(Value::Array(_))));
+        assert_eq!(spill.len(), 400 + 320);
+        assert!(matches!(streamed.get("b").unwrap().as_seq().unwrap()[1], Value::Array(_)));
+        for key in ["a", "c"] {
+            assert_eq!(array(streamed.get(key).unwrap()), array(in_memory.get(key).unwrap()), "{key}");
+        }
+        let (b_streamed, b_memory) =
+            (streamed.get("b").unwrap().as_seq().unwrap(), in_memory.get("b").unwrap().as_seq().unwrap());
+        for (s, m) in b_streamed.iter().zip(b_memory) {
+            assert_eq!(array(s), array(m));
+        }
+        let a = array(streamed.get("a").unwrap());
+        assert_eq!((a.shape.as_slice(), a.data[99]), ([25, 4].as_slice(), 99.0));
+        let b0 = array(&b_streamed[0]);
+        assert_eq!((b0.dtype, b0.data[39]), (DType::F64, 39.0));
+        // Column-major data comes back in C order.
+        assert_eq!(array(&b_streamed[1]).data[1], 1.0);
+    }
+
+    #[test]
+    fn streamed_truncation_is_an_error() {
+        for cut in [20, 300, ARRAYS_P3.len() - 1] {
+            let spill = Spill::new(tempfile::tempfile().unwrap(), 1);
+            let err = from_reader(&ARRAYS_P3[..cut], Some(&spill)).unwrap_err();
+            assert!(err.0.contains("truncated"), "cut at {cut}: {err}");
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        // 200 000 lists, each appended into the one below it.
+        let mut bytes = vec![0x80, 2];
+        bytes.extend(std::iter::repeat_n(b']', 200_000));
+        bytes.extend(std::iter::repeat_n(b'a', 199_999));
+        bytes.push(b'.');
+        let err = from_bytes(&bytes).unwrap_err();
+        assert!(err.0.contains("nested"), "{err}");
+    }
+
+    #[test]
+    fn exponential_memo_copies_are_refused() {
+        // L0 = []; L(i) = [L(i-1), L(i-1)] by memo GETs: 2^40 nodes if copied.
+        let mut bytes = vec![0x80, 2, b']', b'q', 0];
+        for i in 1..=40u8 {
+            bytes.extend([b'(', b'h', i - 1, b'h', i - 1, b'l', b'q', i]);
+        }
+        bytes.push(b'.');
+        let err = from_bytes(&bytes).unwrap_err();
+        assert!(err.0.contains("copies"), "{err}");
     }
 
     proptest::proptest! {

@@ -37,12 +37,42 @@ pub fn npy(data: &[u8]) {
     let _ = dak_formats::npy::parse(data);
 }
 
+/// Both ways an `.npz` is read: whole, and streamed with large buffers
+/// spilled to a file (then every spilled array is read back).
 pub fn npz(data: &[u8]) {
     let path = scratch_file("input.npz", data);
     if let Ok(mut npz) = dak_formats::npy::Npz::open(&path) {
         for name in npz.names() {
             let _ = npz.get(&name);
+            let spill_file = std::fs::File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path.with_extension("spill"))
+                .expect("spill file");
+            let spill = dak_formats::spill::Spill::new(spill_file, 16);
+            if let Ok(dak_formats::npy::Npy::Object(value)) = npz.get_spilled(&name, &spill) {
+                load_arrays(&value);
+            }
         }
+    }
+}
+
+fn load_arrays(value: &dak_formats::pickle::Value) {
+    use dak_formats::pickle::Value;
+    match value {
+        Value::SpilledArray(a) => {
+            let _ = a.load();
+        }
+        Value::List(items) | Value::Tuple(items) | Value::Set(items) | Value::ObjectArray { items, .. } => {
+            items.iter().for_each(load_arrays)
+        }
+        Value::Dict(items) => items.iter().for_each(|(k, v)| {
+            load_arrays(k);
+            load_arrays(v)
+        }),
+        _ => {}
     }
 }
 

@@ -53,13 +53,15 @@ fn summarise(outcome: &ConvertOutcome, out: &std::path::Path) {
     let m = &outcome.manifest;
     if outcome.written && m.extra.get("shard").is_some() {
         tracing::info!(
-            "wrote {} rows in {} files to {} (one shard; `dak-prep merge` joins them)",
+            "wrote {} rows in {} files to {} (one shard; `dak-prep merge` joins them){}",
             m.total_rows,
             m.files.len(),
-            out.display()
+            out.display(),
+            crate::peak_memory_note()
         );
     } else if outcome.written {
-        tracing::info!("wrote {} rows in {} files to {}", m.total_rows, m.files.len(), out.display());
+        let note = crate::peak_memory_note();
+        tracing::info!("wrote {} rows in {} files to {}{note}", m.total_rows, m.files.len(), out.display());
     } else {
         tracing::info!("{} is up to date ({} rows); --force rewrites it", out.display(), m.total_rows);
     }
