@@ -145,7 +145,9 @@ impl Conversion<'_> {
             Prepared::Existing(_) => return Err(Error::OutputConflict { dir: self.opts.out.clone() }),
             Prepared::Fresh(dir) => dir,
         };
+        let started = std::time::Instant::now();
         let plan = plan()?;
+        tracing::debug!("{}: inputs read in {:.1} s", self.dataset, started.elapsed().as_secs_f64());
         if plan.jobs.is_empty() {
             return Err(Error::NothingToConvert { dir: self.opts.data_dir.clone() });
         }
@@ -155,6 +157,7 @@ impl Conversion<'_> {
             convert(job).map_err(|e| Error::Sequence { sequence: label(job), source: Box::new(e) })
         })?;
         reporter.finish();
+        tracing::debug!("{}: converted and written in {:.1} s", self.dataset, started.elapsed().as_secs_f64());
         if dir.shard().writes_shared_files() {
             files.extend(write_camera_table(dir.path(), &plan.cameras)?);
         }
