@@ -343,3 +343,24 @@ fn missing_input_names_what_was_expected() {
         assert!(stderr.contains(hint) && stderr.contains("not found"), "{command}: {stderr}");
     }
 }
+
+#[test]
+fn h36m_spill_on_a_full_disk_says_so_and_leaves_nothing() {
+    let Some((fx, _)) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    // 32 KiB files: the spill of the 54 KB of 3D arrays cannot be written
+    // (bash counts -f in KiB; an ignored SIGXFSZ turns the kill into EFBIG).
+    let o = Command::new("bash")
+        .args(["-c", "ulimit -f 32; trap '' XFSZ; exec \"$0\" \"$@\""])
+        .arg(crate::support::binary("dak-prep"))
+        .args(["-q", "h36m", "--data-dir", fx.join("h36m").to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("writing the spill file: File too large"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "the spill is anonymous and nothing else was written: {left:?}");
+}

@@ -67,7 +67,8 @@ impl Spill {
         let mut guard = self.lock();
         let offset = guard.end;
         let file = &mut guard.file;
-        file.seek(SeekFrom::Start(offset))?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| std::io::Error::new(e.kind(), format!("writing the spill file: {e}")))?;
         let mut buf = vec![0u8; n.min(1 << 20)];
         let mut left = n;
         while left > 0 {
@@ -78,7 +79,9 @@ impl Spill {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            file.write_all(&buf[..got])?;
+            // Said here, so a full disk is not taken for a damaged input.
+            file.write_all(&buf[..got])
+                .map_err(|e| std::io::Error::new(e.kind(), format!("writing the spill file: {e}")))?;
             left -= got;
         }
         guard.end = offset + n as u64;
