@@ -58,3 +58,28 @@ fn stats_on_a_directory_without_manifest_says_so() {
     assert!(!stats.status.success());
     assert!(stderr.contains("no manifest.json"), "{stderr}");
 }
+
+#[test]
+fn libtorch_commands_run_with_raised_malloc_thresholds_unless_the_user_set_their_own() {
+    let stderr = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(crate::support::binary("dak"));
+        command
+            .args(["eval", "--checkpoint", "/nonexistent/run", "--shards", "/nonexistent/shards", "--protocol", "demo"])
+            .env("RUST_LOG", "debug")
+            .env_remove("GLIBC_TUNABLES");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        String::from_utf8_lossy(&command.output().unwrap().stderr).into_owned()
+    };
+    let tuned = stderr(&[]);
+    assert!(tuned.contains(&format!("GLIBC_TUNABLES={}", dak_cli::MALLOC_TUNABLES)), "{tuned}");
+    // The same command still fails as it should after the re-exec.
+    assert!(tuned.contains("error: /nonexistent/"), "{tuned}");
+    let own = stderr(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")]);
+    assert!(own.contains("GLIBC_TUNABLES=glibc.malloc.arena_max=2"), "{own}");
+    assert!(!stderr(&[("DAK_KEEP_MALLOC", "1")]).contains("GLIBC_TUNABLES="));
+    // File-only commands start once.
+    let prep = crate::support::run("dak-prep", &["stats", "/nonexistent/shards"]);
+    assert!(!String::from_utf8_lossy(&prep.stderr).contains("GLIBC_TUNABLES="));
+}

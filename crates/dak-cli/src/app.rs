@@ -67,6 +67,14 @@ pub enum AugmentCommand {
     Sample(augment::SampleArgs),
 }
 
+impl DakCommand {
+    /// Whether the work is libtorch's (see [`crate::init`]); a pipeline's
+    /// stages are processes that decide for themselves.
+    pub fn runs_libtorch(&self) -> bool {
+        matches!(self, Self::Augment(_) | Self::Train(_) | Self::Eval(_) | Self::Infer(_))
+    }
+}
+
 impl PrepCommand {
     pub fn run(self, quiet: bool) -> anyhow::Result<()> {
         match self {

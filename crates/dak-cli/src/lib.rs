@@ -8,6 +8,49 @@ pub mod progress;
 
 use std::process::ExitCode;
 
+/// What every binary does first: malloc tuning for commands whose work is
+/// libtorch's (re-executing costs a second start-up, ~0.3 s, which the
+/// file-only commands need not pay), then logging.
+pub fn init(quiet: bool, runs_libtorch: bool) {
+    if runs_libtorch {
+        tune_malloc();
+    }
+    init_logging(quiet);
+    if let Some(tunables) = std::env::var_os("GLIBC_TUNABLES") {
+        tracing::debug!("GLIBC_TUNABLES={}", tunables.to_string_lossy());
+    }
+}
+
+/// glibc malloc settings the training, augmentation, evaluation and
+/// inference commands run with, unless the user set
+/// `GLIBC_TUNABLES` (or `DAK_KEEP_MALLOC=1`): allocations up to 32 MiB come
+/// from the heap and up to 1 GiB of freed heap is kept. libtorch allocates
+/// and frees every activation each step; with glibc's start-up thresholds
+/// each of those was a fresh mmap or a heap trim, paid again in page faults:
+/// a CPU training step had 2.9x the page faults of the same step in PyTorch
+/// and ~20 % more wall time (benches/RESULTS.md).
+pub const MALLOC_TUNABLES: &str = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824";
+
+/// glibc reads its tunables only at start-up, so the process re-executes
+/// itself once with them set (a few milliseconds); where that cannot be
+/// done it goes on as it is.
+fn tune_malloc() {
+    if !cfg!(all(target_os = "linux", target_env = "gnu"))
+        || std::env::var_os("GLIBC_TUNABLES").is_some()
+        || std::env::var_os("DAK_KEEP_MALLOC").is_some()
+    {
+        return;
+    }
+    #[cfg(unix)]
+    if let Ok(exe) = std::env::current_exe() {
+        use std::os::unix::process::CommandExt;
+        let mut args = std::env::args_os();
+        let argv0 = args.next().unwrap_or_else(|| exe.clone().into_os_string());
+        // Only returns on failure.
+        let _ = std::process::Command::new(exe).arg0(argv0).args(args).env("GLIBC_TUNABLES", MALLOC_TUNABLES).exec();
+    }
+}
+
 /// Set up `tracing` (RUST_LOG overrides; `-q` keeps only warnings).
 pub fn init_logging(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };

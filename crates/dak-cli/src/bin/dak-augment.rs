@@ -40,6 +40,6 @@ fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
-    dak_cli::init_logging(cli.quiet);
+    dak_cli::init(cli.quiet, true);
     dak_cli::report(cli.command.run(cli.quiet))
 }

@@ -24,6 +24,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dak_cli::init_logging(cli.quiet);
+    dak_cli::init(cli.quiet, true);
     dak_cli::report(eval::eval(cli.args, cli.quiet))
 }

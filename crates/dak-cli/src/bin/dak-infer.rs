@@ -26,6 +26,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dak_cli::init_logging(cli.quiet);
+    dak_cli::init(cli.quiet, true);
     dak_cli::report(infer::infer(cli.args, cli.quiet))
 }

@@ -18,6 +18,6 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    dak_cli::init_logging(cli.quiet);
+    dak_cli::init(cli.quiet, false);
     dak_cli::report(cli.command.run(cli.quiet))
 }

@@ -7,6 +7,6 @@ use dak_cli::app::Dak;
 
 fn main() -> ExitCode {
     let cli = Dak::parse();
-    dak_cli::init_logging(cli.quiet);
+    dak_cli::init(cli.quiet, cli.command.runs_libtorch());
     dak_cli::report(cli.command.run(cli.quiet))
 }
