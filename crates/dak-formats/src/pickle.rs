@@ -242,8 +242,10 @@ struct Machine<'s, R> {
 /// dataset file nests more than a handful of levels.
 const MAX_DEPTH: u32 = 256;
 /// Memo references are copies here (Python shares them): a few bytes of
-/// GETs can ask for exponentially many, so copies have a budget.
-const MAX_COPIED_BYTES: u64 = 64 << 20;
+/// GETs can ask for exponentially many, so copies have a budget that grows
+/// with the input read (dataset files copy little: shared dtypes, strings).
+const COPY_BUDGET_BASE: u64 = 4 << 20;
+const COPY_BUDGET_PER_INPUT_BYTE: u64 = 64;
 
 /// How deep a value nests and roughly how much memory it holds (shared
 /// buffers and arrays not counted: copying those is free).
@@ -403,8 +405,9 @@ impl<R: BufRead> Machine<'_, R> {
     /// A copy of a value already held; copies are budgeted.
     fn push_copy(&mut self, value: Value, weight: Weight) -> Result<(), Problem> {
         self.copied += weight.bytes;
-        if self.copied > MAX_COPIED_BYTES {
-            return Err(problem!("memo references expand to more than {} MiB of copies", MAX_COPIED_BYTES >> 20));
+        let budget = COPY_BUDGET_BASE + COPY_BUDGET_PER_INPUT_BYTE * self.pos;
+        if self.copied > budget {
+            return Err(problem!("memo references expand to more than {} MiB of copies", budget >> 20));
         }
         self.push_weighted(value, weight)
     }
