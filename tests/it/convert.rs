@@ -349,11 +349,8 @@ fn h36m_spill_on_a_full_disk_says_so_and_leaves_nothing() {
     let Some((fx, _)) = fixtures() else { return };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    // 32 KiB files: the spill of the 54 KB of 3D arrays cannot be written
-    // (bash counts -f in KiB; an ignored SIGXFSZ turns the kill into EFBIG).
-    let o = Command::new("bash")
-        .args(["-c", "ulimit -f 32; trap '' XFSZ; exec \"$0\" \"$@\""])
-        .arg(crate::support::binary("dak-prep"))
+    // 32 KiB files: the spill of the 54 KB of 3D arrays cannot be written.
+    let o = crate::support::with_file_size_limit(32, "dak-prep")
         .args(["-q", "h36m", "--data-dir", fx.join("h36m").to_str().unwrap(), "--out", out.to_str().unwrap()])
         .output()
         .unwrap();

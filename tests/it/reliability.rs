@@ -187,11 +187,8 @@ clip_frames = 9
 source_stats_clips = 20
 "#;
     std::fs::write(d.join("p.toml"), pipeline).unwrap();
-    // bash counts -f in KiB; an ignored SIGXFSZ turns the kill into EFBIG.
-    let limited = Command::new("bash")
+    let limited = crate::support::with_file_size_limit(4096, "dak")
         .current_dir(d)
-        .args(["-c", "ulimit -f 4096; trap '' XFSZ; exec \"$0\" \"$@\""])
-        .arg(binary("dak"))
         .args(["pipeline", "run", "p.toml", "-q"])
         .output()
         .unwrap();

@@ -25,6 +25,15 @@ pub fn binary(name: &str) -> PathBuf {
     }
 }
 
+/// A dak-* binary whose files may not grow past `kib` KiB, which fails
+/// writes as a full disk does (bash counts -f in KiB; the ignored SIGXFSZ
+/// turns the kill into EFBIG).
+pub fn with_file_size_limit(kib: u32, bin: &str) -> Command {
+    let mut command = Command::new("bash");
+    command.args(["-c", &format!("ulimit -f {kib}; trap '' XFSZ; exec \"$0\" \"$@\"")]).arg(binary(bin));
+    command
+}
+
 pub fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(binary(bin)).args(args).output().expect("binary starts")
 }

@@ -98,6 +98,18 @@ pub fn expect_shape(shape: &[usize], what: &str, pattern: &[Option<usize>]) -> R
     Err(problem!("{what} has shape {shape:?}, expected ({})", want.join(", ")))
 }
 
+/// Checks that `len` bytes are exactly the data of an array of `dtype` and `shape`.
+pub fn expect_data_len(dtype: DType, shape: &[usize], len: usize) -> Result<(), Problem> {
+    let n = element_count(shape)?;
+    let expected = n.checked_mul(dtype.size()).ok_or_else(|| problem!("array shape {shape:?} overflows"))?;
+    if len != expected {
+        return Err(problem!(
+            "array of shape {shape:?} and type {dtype:?} needs {expected} bytes of data, found {len}"
+        ));
+    }
+    Ok(())
+}
+
 impl Array {
     /// Decodes raw element bytes. `fortran` marks column-major data, which is
     /// reordered to C order.
@@ -108,14 +120,7 @@ impl Array {
         bytes: &[u8],
         fortran: bool,
     ) -> Result<Self, Problem> {
-        let n = element_count(&shape)?;
-        let expected = n.checked_mul(dtype.size()).ok_or_else(|| problem!("array shape {shape:?} overflows"))?;
-        if bytes.len() != expected {
-            return Err(problem!(
-                "array of shape {shape:?} and type {dtype:?} needs {expected} bytes of data, found {}",
-                bytes.len()
-            ));
-        }
+        expect_data_len(dtype, &shape, bytes.len())?;
         let data: Vec<f64> = bytes.chunks_exact(dtype.size()).map(|b| dtype.decode(b, big_endian)).collect();
         let array = Self { dtype, shape, data };
         Ok(if fortran { array.fortran_to_c() } else { array })

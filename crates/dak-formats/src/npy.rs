@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::array::{Array, DType};
 use crate::pickle::{self, Value};
 use crate::spill::Spill;
-use crate::{problem, read_file, Error, Problem, Result};
+use crate::{problem, read_file, read_up_to, Error, Problem, Result};
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -83,20 +83,6 @@ fn read_header(input: &mut impl Read) -> Result<Header, Problem> {
     }
     let text = std::str::from_utf8(&header_bytes).map_err(|_| problem!(".npy header is not text"))?;
     parse_header(text)
-}
-
-/// Fills `buf` as far as the input goes.
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match input.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Parses the Python dict literal of a `.npy` header, e.g.

@@ -14,9 +14,9 @@ use std::borrow::Cow;
 use std::io::{BufRead, Read};
 use std::sync::Arc;
 
-use crate::array::{element_count, Array, DType};
+use crate::array::{element_count, expect_data_len, Array, DType};
 use crate::spill::{Spill, SpilledBytes};
-use crate::{problem, Problem};
+use crate::{problem, read_up_to, Problem};
 
 /// A decoded Python value.
 #[derive(Debug, Clone, PartialEq)]
@@ -325,17 +325,10 @@ impl<R: BufRead> Machine<'_, R> {
 
     fn le<const N: usize>(&mut self) -> Result<[u8; N], Problem> {
         let mut out = [0; N];
-        let mut got = 0;
-        while got < N {
-            match self.input.read(&mut out[got..]) {
-                Ok(0) => return Err(problem!("truncated: needs {N} more bytes, {got} left")),
-                Ok(k) => {
-                    got += k;
-                    self.pos += k as u64;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(read_problem(e)),
-            }
+        let got = read_up_to(&mut self.input, &mut out).map_err(read_problem)?;
+        self.pos += got as u64;
+        if got < N {
+            return Err(problem!("truncated: needs {N} more bytes, {got} left"));
         }
         Ok(out)
     }
@@ -431,12 +424,12 @@ impl<R: BufRead> Machine<'_, R> {
     /// The items above the last mark, and their summed weight.
     fn pop_mark(&mut self) -> Result<(Vec<Value>, Weight), Problem> {
         let mark = self.marks.pop().ok_or_else(|| problem!("MARK expected"))?;
-        self.split_off(mark)
+        Ok(self.split_off(mark))
     }
 
-    fn split_off(&mut self, at: usize) -> Result<(Vec<Value>, Weight), Problem> {
+    fn split_off(&mut self, at: usize) -> (Vec<Value>, Weight) {
         let weights = self.weights.split_off(at);
-        Ok((self.stack.split_off(at), Weight::sum(&weights)))
+        (self.stack.split_off(at), Weight::sum(&weights))
     }
 
     fn latin1(bytes: &[u8]) -> Value {
@@ -633,7 +626,7 @@ impl<R: BufRead> Machine<'_, R> {
                     if self.stack.len() < floor + n {
                         return Err(problem!("stack underflow"));
                     }
-                    let (items, w) = self.split_off(self.stack.len() - n)?;
+                    let (items, w) = self.split_off(self.stack.len() - n);
                     self.push_container(Value::Tuple(items), w)?;
                 }
                 b'}' => self.push(Value::Dict(Vec::new())),
@@ -826,14 +819,7 @@ fn build(target: Value, state: Value) -> Result<Value, Problem> {
             }
             let t = numeric_dtype(dtype)?;
             if let Value::SpilledBytes(data) = data {
-                let n = element_count(&shape)?;
-                let expected = n.checked_mul(t.size()).ok_or_else(|| problem!("array shape {shape:?} overflows"))?;
-                if data.len() != expected {
-                    return Err(problem!(
-                        "array of shape {shape:?} and type {t:?} needs {expected} bytes of data, found {}",
-                        data.len()
-                    ));
-                }
+                expect_data_len(t, &shape, data.len())?;
                 let (big_endian, data) = (dtype.big_endian, data.clone());
                 return Ok(Value::SpilledArray(Arc::new(SpilledArray { dtype: t, big_endian, shape, fortran, data })));
             }
