@@ -1,23 +1,122 @@
 #!/usr/bin/env bash
-# Issue 9 in one command on the GPU machine (no Rust, no network there):
-# our training steps and inference next to the PyTorch eager reference of
-# the same model, one JSON line per measurement, into benches/gpu-*.jsonl.
+# Issues 5 and 9 on the GPU machine in one command (it has PyTorch but no
+# Rust and no network): our training steps, inference and peak GPU memory
+# next to the PyTorch eager reference of the same model, the windows/s the
+# shard loader delivers, and one epoch of the default configuration.
 #
-# Here, before carrying:  cargo build --release -p dak-cli --bin dak-train --bin dak-infer
-#                         (then carry target/release/dak-train and dak-infer)
-# There:                  bash benches/gpu.sh
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
-venv="${TORCH_VENV:-/opt/torch/.venv}"
+# Here (builds the release binaries, writes gpu-carry/: stripped dak-train
+# and dak-infer, a 243-frame demo dataset, 400 SMA and 400 DMA clips; the
+# device tool carries at most 64 MiB):
+#     bash benches/gpu.sh --prepare
+# There (carry gpu-carry):
+#     bash benches/gpu.sh [GROUP...]     GROUP: train reference infer peak epoch
+#                                       (default: all, in this order)
+# One JSON line per measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/),
+# with the logs of every part beside it. Each part has its own time limit, so
+# one that fails or overruns still leaves the others' numbers.
+#
+# Knobs: DAK_DEVICE (cuda), DAK_BENCH_STEPS (timed steps, 10), DAK_BENCH_ARGS
+# and DAK_REF_ARGS (extra model flags, e.g. a small model for a CPU smoke run:
+# DAK_DEVICE=cpu DAK_BENCH_ARGS="--channels 16 --encoder-layers 1 ..."),
+# DAK_PART_LIMIT (seconds per part, instead of each part's own), TORCH_VENV
+# (/opt/torch/.venv).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+carry=gpu-carry
+
+if [[ "${1:-}" == "--prepare" ]]; then
+  set -e
+  source scripts/env.sh
+  bash scripts/setup-python.sh
+  cargo build --release -p dak-cli --bin dak-train --bin dak-infer --bin dak-prep --bin dak-augment
+  rm -rf "$carry" && mkdir -p "$carry/bin"
+  for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b"; done
+  # The embedded demo dataset, shortened to fit the carry limit; 2D from the
+  # ground truth (the default --input-2d), so no detections.
+  target/release/dak-prep synth -q --out "$carry/demo" --frames 243 --noise-px 0
+  if [[ ! -d models/demo/sma || ! -d models/demo/dma ]]; then
+    echo "models/demo/{sma,dma} missing: run bash scripts/demo.sh first" >&2
+    exit 1
+  fi
+  for mode in sma dma; do
+    target/release/dak-augment sample -q --mode "$mode" --model "models/demo/$mode" --shards "$carry/demo" \
+      --dataset demo-source --split train --out "$carry/demo-syn-$mode" --clips 400 --seed 0 >/dev/null
+  done
+  du -sh "$carry"
+  exit 0
+fi
+
+venv="$(realpath "${TORCH_VENV:-/opt/torch/.venv}")"
 python="$venv/bin/python"
 torch_lib="$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-bin="${DAK_BIN:-target/release}"
-out="${OUT:-benches}/gpu-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
+bin="${DAK_BIN:-$carry/bin}"
+out="${OUT:-benches/gpu-out}"
+mkdir -p "$out"
+log="$out/gpu.jsonl"
 device="${DAK_DEVICE:-cuda}"
-echo "device: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo none)" >&2
-echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >&2
-"$bin/dak-train" --bench --device "$device" | tee -a "$out"
-"$bin/dak-infer" --bench --device "$device" | tee -a "$out"
-(cd benches/reference && "$python" bench_torch.py --device "$device") | tee -a "$out"
-echo "wrote $out" >&2
+steps="${DAK_BENCH_STEPS:-10}"
+read -r -a extra <<< "${DAK_BENCH_ARGS:-}"
+read -r -a ref_extra <<< "${DAK_REF_ARGS:-}"
+shards=(--shards "$carry/demo")
+synthetic=(--sma "$carry/demo-syn-sma" --dma "$carry/demo-syn-dma")
+groups=("$@")
+want() { [[ ${#groups[@]} == 0 || " ${groups[*]} " == *" $1 "* ]]; }
+
+gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
+printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s"}\n' \
+  "${gpu_name:-none}" \
+  "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)" \
+  "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" \
+  "$("$python" -c 'import torch; print(torch.__version__)')" | tee -a "$log"
+
+# part NAME LIMIT_S CMD...: JSON lines to the log, stderr to NAME.log.
+part() {
+  local name=$1 limit=${DAK_PART_LIMIT:-$2} t0=$SECONDS rc
+  shift 2
+  echo "== $name" >&2
+  timeout --kill-after=10 "$limit" "$@" 2> "$out/$name.log" | tee -a "$log"
+  rc=${PIPESTATUS[0]}
+  echo "== $name: exit $rc after $((SECONDS - t0)) s" >&2
+  [[ $rc == 0 ]] || tail -5 "$out/$name.log" >&2
+}
+
+# Like part, with the GPU's used memory sampled every 100 ms (the process's
+# whole footprint: CUDA context, allocator cache and tensors, as nvidia-smi
+# and the paper's Table 8 count it).
+part_with_peak() {
+  local name=$1 sampler base peak
+  base="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out/$name.mem" 2>/dev/null &
+  sampler=$!
+  part "$@"
+  kill "$sampler" 2>/dev/null
+  wait "$sampler" 2>/dev/null
+  peak="$(sort -n "$out/$name.mem" 2>/dev/null | tail -1)"
+  printf '{"work":"peak-memory","part":"%s","gpu_used_mib":%s,"idle_mib":%s}\n' \
+    "$name" "${peak:-null}" "${base:-null}" | tee -a "$log"
+}
+
+# (a) training steps, G alone and the full method, T = 27/81, fp32/bf16.
+want train && part ours-train 300 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" "${extra[@]}"
+want reference && part reference 300 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
+  --device "$device" --steps "$steps" "${ref_extra[@]}"
+# (b) inference frames/s at T = 81, batch 1, 64, 1024.
+want infer && part ours-infer 180 "$bin/dak-infer" --bench --device "$device" --bench-steps "$steps"
+# (c) peak memory of the full method at batch 64, T = 81, one process each;
+# the first also times the loader on the demo shards.
+want peak && part_with_peak peak-ours-full-fp32 180 "$bin/dak-train" --bench --device "$device" --bench-steps 3 \
+  --frames 81 --precision fp32 --ablation full "${shards[@]}" "${extra[@]}"
+want peak && part_with_peak peak-reference-full-fp32 180 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' \
+  "$python" --device "$device" --steps 3 --frames 81 --precision fp32 --method full --no-inference "${ref_extra[@]}"
+want peak && part_with_peak peak-ours-full-bf16 180 "$bin/dak-train" --bench --device "$device" --bench-steps 3 \
+  --frames 81 --precision bf16 --ablation full "${extra[@]}"
+# Issue 5: one epoch of the default configuration (full method, C=512, L=4,
+# K=6, T=81, batch 64, fp32) on the demo shards, evaluated on the target.
+run_dir="$(mktemp -d)/run-default"
+want epoch && part_with_peak epoch-default 300 "$bin/dak-train" -q "${shards[@]}" "${synthetic[@]}" --out "$run_dir" \
+  --device "$device" --epochs 1 --train-dataset demo-source --eval-dataset demo-target --eval-split test "${extra[@]}"
+want epoch && cp "$run_dir/metrics.jsonl" "$out/epoch-default.metrics.jsonl" 2>/dev/null && cat "$out/epoch-default.metrics.jsonl" >> "$log"
+want epoch && cp "$run_dir/config.json" "$out/epoch-default.config.json" 2>/dev/null
+echo "wrote $log" >&2

@@ -12,6 +12,7 @@ warm-up:
 Prints one JSON object per measurement.
 
     python benches/reference/bench_torch.py [--device cuda] [--channels 512] [--steps 20] [--quick]
+        [--frames T] [--precision fp32|bf16] [--method g|full] [--no-inference]
 """
 import argparse
 import json
@@ -163,15 +164,23 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="T=27 only, fp32 only, small batches (CPU smoke run)")
+    # One row per process, for a peak-memory reading from outside (nvidia-smi).
+    ap.add_argument("--frames", type=int, help="only this T")
+    ap.add_argument("--precision", choices=["fp32", "bf16"], help="only this precision")
+    ap.add_argument("--method", choices=["g", "full"], help="only this training step")
+    ap.add_argument("--no-inference", action="store_true", help="skip the inference rows")
     args = ap.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    frames_list = [27] if args.quick else [27, 81]
+    frames_list = [args.frames] if args.frames else [27] if args.quick else [27, 81]
     precisions = ["fp32"] if args.quick or device.type != "cuda" else ["fp32", "bf16"]
+    if args.precision:
+        precisions = [args.precision]
+    methods = [args.method] if args.method else ["g", "full"]
     for frames in frames_list:
         cfg = dict(frames=frames, channels=args.channels)
         for precision in precisions:
-            for method in ("g", "full"):
+            for method in methods:
                 torch.manual_seed(0)
                 model = (Estimator(**cfg) if method == "g" else Full(cfg)).to(device)
                 opt = torch.optim.Adam(model.parameters(), lr=5e-5)
@@ -195,6 +204,8 @@ def main():
                                   "batch": args.batch, "precision": precision, "step_s": t,
                                   "samples_per_s": args.batch / t, "peak_gib": peak}), flush=True)
                 del model, opt
+    if args.no_inference:
+        return
     cfg = dict(frames=81 if not args.quick else 27, channels=args.channels)
     model = Estimator(**cfg).to(device).eval()
     for b in ([1, 64] if args.quick else [1, 64, 1024]):

@@ -184,3 +184,23 @@ fn print_params_reports_table_7_sizes() {
     assert!(g.contains("34.2"), "{g}");
     assert!(text.contains("G.decoder"), "{text}");
 }
+
+/// The bench mode's filters narrow its grid to one row (how benches/gpu.sh
+/// measures each configuration's peak memory in its own process), and with
+/// shards it also times the loader.
+#[test]
+fn bench_filters_give_one_row_and_the_loader_rate() {
+    let shards = shards();
+    let small = ["--channels", "16", "--encoder-layers", "2", "--decoder-layers", "1", "--heads", "2"];
+    let args = ["--bench", "--device", "cpu", "--batch-size", "2", "--bench-steps", "1", "--frames", "9"];
+    let filters = ["--ablation", "full", "--precision", "fp32", "--shards", shards.to_str().unwrap()];
+    let stdout = ok(&run("dak-train", &[&args[..], &small, &filters, &["--train-dataset", "demo-source"]].concat()));
+    let rows: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2, "{stdout}");
+    assert_eq!(rows[0]["work"], "train-full");
+    assert_eq!((rows[0]["frames"].as_u64(), rows[0]["batch"].as_u64()), (Some(9), Some(2)));
+    assert_eq!(rows[0]["precision"], "fp32");
+    assert!(rows[0]["step_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(rows[1]["work"], "loader");
+    assert!(rows[1]["windows_per_s"].as_f64().unwrap() > 0.0, "{stdout}");
+}

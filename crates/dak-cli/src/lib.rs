@@ -14,6 +14,7 @@ use std::process::ExitCode;
 pub fn init(quiet: bool, runs_libtorch: bool) {
     if runs_libtorch {
         tune_malloc();
+        report_out_of_memory();
     }
     init_logging(quiet);
     if let Some(tunables) = std::env::var_os("GLIBC_TUNABLES") {
@@ -49,6 +50,44 @@ fn tune_malloc() {
         // Only returns on failure.
         let _ = std::process::Command::new(exe).arg0(argv0).args(args).env("GLIBC_TUNABLES", MALLOC_TUNABLES).exec();
     }
+}
+
+/// tch turns a libtorch allocation failure into a panic with the whole C++
+/// backtrace; running out of GPU (or host) memory is a setting to change,
+/// not a bug, so it gets one `error:` line with what to change instead.
+fn report_out_of_memory() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+        if let Some(summary) = message.and_then(out_of_memory_summary) {
+            eprintln!("error: {summary}");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
+/// The one-line report for a libtorch out-of-memory message, `None` for
+/// anything else.
+pub fn out_of_memory_summary(message: &str) -> Option<String> {
+    let (start, what) = match message.find("CUDA out of memory") {
+        Some(i) => (i, "the GPU ran out of memory"),
+        None => (message.find("DefaultCPUAllocator: can't allocate memory")?, "out of host memory"),
+    };
+    let detail = &message[start..];
+    // libtorch's first sentences say how much was asked for and what is free;
+    // the rest is allocator advice and a backtrace.
+    let end = [" Including non-PyTorch", " If reserved", "\\n", "\n"]
+        .iter()
+        .filter_map(|cut| detail.find(cut))
+        .min()
+        .unwrap_or(detail.len());
+    Some(format!(
+        "{what} ({}); lower --batch-size, or use --precision bf16, --frames 27 or a smaller --channels \
+         (benches/RESULTS.md lists what each configuration needs)",
+        detail[..end].trim_end().trim_end_matches('.')
+    ))
 }
 
 /// Set up `tracing` (RUST_LOG overrides; `-q` keeps only warnings).
@@ -153,5 +192,21 @@ mod tests {
         let args = ["dak-prep", "h36m", "--shard-index", "2", "--out", "o", "--num-shards=3", "--force"];
         let kept = super::without_shard_flags(args.iter().map(|s| s.to_string()));
         assert_eq!(kept, ["dak-prep", "h36m", "--out", "o", "--force"]);
+    }
+
+    #[test]
+    fn out_of_memory_panics_become_one_line() {
+        // As tch's unwrap prints it (Debug: newlines escaped), from an H200.
+        let cuda = r#"called `Result::unwrap()` on an `Err` value: Torch("CUDA out of memory. Tried to allocate 690.00 MiB. GPU 0 has a total capacity of 139.80 GiB of which 333.12 MiB is free. Including non-PyTorch memory, this process has 139.47 GiB memory in use.\nException raised from malloc at /pytorch/c10/cuda/CUDACachingAllocator.cpp:1574")"#;
+        let line = super::out_of_memory_summary(cuda).unwrap();
+        assert!(
+            line.starts_with("the GPU ran out of memory (CUDA out of memory. Tried to allocate 690.00 MiB. GPU 0 has a total capacity of 139.80 GiB of which 333.12 MiB is free); lower --batch-size"),
+            "{line}"
+        );
+        assert!(!line.contains('\n') && !line.contains("Exception"), "{line}");
+        let cpu = "Torch(\"DefaultCPUAllocator: can't allocate memory: you tried to allocate 68000000000000 bytes. Error code 12 (Cannot allocate memory)\\nException raised from";
+        let line = super::out_of_memory_summary(cpu).unwrap();
+        assert!(line.starts_with("out of host memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate 68000000000000 bytes. Error code 12 (Cannot allocate memory));"), "{line}");
+        assert_eq!(super::out_of_memory_summary("index out of range"), None);
     }
 }

@@ -145,7 +145,8 @@ pub struct TrainArgs {
     /// Time training steps instead of training (issue 9): G alone and the
     /// full method at --batch-size (default 64), T = 27 and 81, fp32 (and
     /// bf16 on CUDA), on random data; with --shards also the windows/s the
-    /// loader delivers. Prints one JSON line per measurement.
+    /// loader delivers. --frames, --precision and --ablation each narrow the
+    /// grid to one value. Prints one JSON line per measurement.
     #[arg(long)]
     pub bench: bool,
     /// Timed steps per measurement (after 5 warm-up steps).
@@ -417,12 +418,21 @@ fn bench(args: &TrainArgs, device: tch::Device) -> anyhow::Result<()> {
     use dak_train::bench;
     let base = args.config()?;
     let batch = args.batch_size.unwrap_or(64);
-    let precisions: &[Precision] =
-        if matches!(device, tch::Device::Cuda(_)) { &[Precision::Fp32, Precision::Bf16] } else { &[Precision::Fp32] };
+    // --frames, --precision and --ablation narrow the grid to one row each
+    // (e.g. one configuration per process, for its peak GPU memory).
+    let precisions = match args.precision {
+        Some(_) => vec![base.precision],
+        None if matches!(device, tch::Device::Cuda(_)) => vec![Precision::Fp32, Precision::Bf16],
+        None => vec![Precision::Fp32],
+    };
     let frame_counts = if args.frames.is_some() { vec![base.model.frames] } else { vec![27, 81] };
+    let ablations = match args.ablation {
+        Some(a) => vec![a],
+        None => vec![Ablation::Baseline, Ablation::Full],
+    };
     for &frames in &frame_counts {
-        for &precision in precisions {
-            for ablation in [Ablation::Baseline, Ablation::Full] {
+        for &precision in &precisions {
+            for &ablation in &ablations {
                 let mut config = TrainConfig { ablation, precision, ..base.clone() };
                 config.model.frames = frames;
                 let record = bench::train_step(&config, device, batch, 5, args.bench_steps)?;
