@@ -15,6 +15,7 @@ Prints one JSON object per measurement.
         [--frames T] [--precision fp32|bf16] [--method g|full] [--no-inference]
 """
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -198,11 +199,23 @@ def main():
 
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                t = timed(step, args.steps, args.warmup, device)
+                row = {"impl": "pytorch-eager", "device": name, "work": f"train-{method}", "frames": frames,
+                       "batch": args.batch, "precision": precision}
+                oom = None
+                try:
+                    t = timed(step, args.steps, args.warmup, device)
+                except torch.OutOfMemoryError as e:
+                    oom = str(e).split(" Including")[0]
+                if oom:
+                    # Does not fit (T = 81 fp32 full method): a result too; go on
+                    # once the failed step's tensors are freed.
+                    print(json.dumps({**row, "out_of_memory": oom}), flush=True)
+                    del model, opt, data, step
+                    gc.collect()
+                    torch.cuda.empty_cache()
+                    continue
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
-                print(json.dumps({"impl": "pytorch-eager", "device": name, "work": f"train-{method}", "frames": frames,
-                                  "batch": args.batch, "precision": precision, "step_s": t,
-                                  "samples_per_s": args.batch / t, "peak_gib": peak}), flush=True)
+                print(json.dumps({**row, "step_s": t, "samples_per_s": args.batch / t, "peak_gib": peak}), flush=True)
                 del model, opt
     if args.no_inference:
         return

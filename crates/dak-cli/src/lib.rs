@@ -61,11 +61,35 @@ fn report_out_of_memory() {
         let payload = info.payload();
         let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
         if let Some(summary) = message.and_then(out_of_memory_summary) {
+            if CATCHING_OUT_OF_MEMORY.get() {
+                return;
+            }
             eprintln!("error: {summary}");
             std::process::exit(1);
         }
         default(info);
     }));
+}
+
+thread_local! {
+    static CATCHING_OUT_OF_MEMORY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f`; if libtorch runs out of memory inside it, return the one-line
+/// report instead of ending the process (a benchmark grid goes on with its
+/// next configuration: unwinding frees the failed one's tensors). Any other
+/// panic goes on as a panic.
+pub fn catch_out_of_memory<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    let before = CATCHING_OUT_OF_MEMORY.replace(true);
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_OUT_OF_MEMORY.set(before);
+    result.map_err(|payload| {
+        let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
+        match message.and_then(out_of_memory_summary) {
+            Some(summary) => summary,
+            None => std::panic::resume_unwind(payload),
+        }
+    })
 }
 
 /// The one-line report for a libtorch out-of-memory message, `None` for
@@ -208,5 +232,16 @@ mod tests {
         let line = super::out_of_memory_summary(cpu).unwrap();
         assert!(line.starts_with("out of host memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate 68000000000000 bytes. Error code 12 (Cannot allocate memory));"), "{line}");
         assert_eq!(super::out_of_memory_summary("index out of range"), None);
+    }
+
+    #[test]
+    fn only_out_of_memory_is_caught() {
+        let caught = super::catch_out_of_memory(|| -> u8 {
+            panic!("Torch(\"CUDA out of memory. Tried to allocate 2.00 GiB.\")")
+        });
+        assert!(caught.unwrap_err().contains("Tried to allocate 2.00 GiB"));
+        assert_eq!(super::catch_out_of_memory(|| 7), Ok(7));
+        let other = std::panic::catch_unwind(|| super::catch_out_of_memory(|| -> u8 { panic!("index out of range") }));
+        assert!(other.is_err(), "a panic that is not out-of-memory must go on");
     }
 }

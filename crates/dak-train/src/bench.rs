@@ -96,6 +96,16 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
     }
 }
 
+/// The `work` of a training-step record: `train-g` for G alone (baseline),
+/// else `train-<ablation>`.
+pub fn train_work(ablation: Ablation) -> String {
+    if ablation == Ablation::Baseline {
+        "train-g".to_string()
+    } else {
+        format!("train-{}", ablation.name())
+    }
+}
+
 /// Training steps of `config.ablation` (baseline = G alone) at `batch`.
 pub fn train_step(
     config: &TrainConfig,
@@ -106,11 +116,7 @@ pub fn train_step(
 ) -> Result<BenchRecord> {
     let config = TrainConfig { batch_size: batch, ..config.clone() };
     let frames = config.model.frames;
-    let work = if config.ablation == Ablation::Baseline {
-        "train-g".to_string()
-    } else {
-        format!("train-{}", config.ablation.name())
-    };
+    let work = train_work(config.ablation);
     let precision = format!("{:?}", config.precision).to_lowercase();
     let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
     let windows = trainer.epoch_batches(0).remove(0);

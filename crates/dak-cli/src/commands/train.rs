@@ -435,8 +435,21 @@ fn bench(args: &TrainArgs, device: tch::Device) -> anyhow::Result<()> {
             for &ablation in &ablations {
                 let mut config = TrainConfig { ablation, precision, ..base.clone() };
                 config.model.frames = frames;
-                let record = bench::train_step(&config, device, batch, 5, args.bench_steps)?;
-                crate::print_stdout(&format!("{}\n", serde_json::to_string(&record)?))?;
+                // A configuration that does not fit in memory is a result
+                // too (T = 81 fp32 full method on one GPU); the grid goes on.
+                let line =
+                    match crate::catch_out_of_memory(|| bench::train_step(&config, device, batch, 5, args.bench_steps))
+                    {
+                        Ok(record) => serde_json::to_string(&record?)?,
+                        Err(summary) => serde_json::json!({
+                            "impl": "dak-pose", "device": dak_nn::device::device_name(device),
+                            "work": bench::train_work(ablation),
+                            "frames": frames, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
+                            "out_of_memory": summary,
+                        })
+                        .to_string(),
+                    };
+                crate::print_stdout(&format!("{line}\n"))?;
             }
         }
     }
