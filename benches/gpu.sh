@@ -61,6 +61,8 @@ if [[ "${1:-}" == "--prepare" ]]; then
         --clip-frames "$frames" --seed 0 >/dev/null
     done
   done
+  # The GPU machine's copy of the tree may not carry our git history.
+  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-carry' || echo -dirty)" > "$carry/COMMIT"
   du -sh "$carry"
   exit 0
 fi
@@ -85,7 +87,7 @@ gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head
 printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s"}\n' \
   "${gpu_name:-none}" \
   "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)" \
-  "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" \
+  "$(cat "$carry/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" \
   "$("$python" -c 'import torch; print(torch.__version__)')" | tee -a "$log"
 
 # part NAME LIMIT_S CMD...: JSON lines to the log, stderr to NAME.log.
