@@ -115,6 +115,39 @@ fn every_loss_term_is_finite_and_decreases_on_a_fixed_batch() {
     assert!(last.total < first.total);
 }
 
+/// Training runs the backward part by part to hold less memory; it must
+/// give the gradients of the one-piece objective, for every ablation and
+/// with the gradient reversal on.
+#[test]
+fn split_backward_gives_the_one_piece_gradients() {
+    for ablation in Ablation::ALL {
+        let mut t = trainer(ablation);
+        let windows = t.epoch_batches(0).remove(0);
+        let grads = |t: &mut Trainer, split: bool| {
+            let terms = t.gradients(&windows, 3, 5.0, split);
+            let mut g: Vec<(String, Tensor)> =
+                t.nets.vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
+            g.sort_by(|a, b| a.0.cmp(&b.0));
+            (terms, g)
+        };
+        let (one_terms, one) = grads(&mut t, false);
+        let (split_terms, split) = grads(&mut t, true);
+        assert!((one_terms.total - split_terms.total).abs() <= 1e-6 * one_terms.total.abs(), "{ablation:?}");
+        let mut checked = 0;
+        for ((name, a), (_, b)) in one.iter().zip(&split) {
+            assert_eq!(a.defined(), b.defined(), "{ablation:?} {name}");
+            if !a.defined() {
+                continue;
+            }
+            let scale = a.abs().max().double_value(&[]).max(1e-8);
+            let diff = (a - b).abs().max().double_value(&[]);
+            assert!(diff <= 1e-4 * scale, "{ablation:?} {name}: max |Δ| {diff:e} against {scale:e}");
+            checked += 1;
+        }
+        assert!(checked > 10, "{ablation:?}: only {checked} gradients compared");
+    }
+}
+
 #[test]
 fn every_ablation_trains_only_its_networks() {
     for ablation in Ablation::ALL {

@@ -113,8 +113,68 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
         + (d_real.to_kind(Kind::Float).sigmoid() - 1.0).square().mean(Kind::Float)
 }
 
-fn scalar(t: &Tensor) -> f64 {
-    f64::try_from(t).expect("scalar tensor")
+/// Where a step's parts go. `graph` sums them for one backward later, so
+/// every pass's activations are alive at once (a full step holds ~6.5
+/// passes of G). `backward` runs each part's backward as soon as it is
+/// built, so only one decoder or auxiliary pass is held at a time: the
+/// encoder's outputs are cut into leaves that collect the gradient of every
+/// part, and [`Sink::finish`] carries it into the encoder with one
+/// surrogate term Σ f · ∂L/∂f. The gradients are the same (up to summation
+/// order).
+struct Sink {
+    backward: bool,
+    total: Option<Tensor>,
+    /// (encoder output, its leaf), for the surrogate.
+    cuts: Vec<(Tensor, Tensor)>,
+}
+
+impl Sink {
+    fn graph() -> Sink {
+        Sink { backward: false, total: None, cuts: Vec::new() }
+    }
+
+    fn backward() -> Sink {
+        Sink { backward: true, ..Sink::graph() }
+    }
+
+    fn cut(&mut self, t: &Tensor) -> Tensor {
+        if !self.backward {
+            return t.shallow_clone();
+        }
+        let leaf = t.detach().set_requires_grad(true);
+        self.cuts.push((t.shallow_clone(), leaf.shallow_clone()));
+        leaf
+    }
+
+    fn emit(&mut self, part: Tensor) {
+        if self.backward {
+            part.backward();
+        } else {
+            self.total = Some(match self.total.take() {
+                Some(total) => total + part,
+                None => part,
+            });
+        }
+    }
+
+    /// The summed objective (graph), or the encoder's backward (backward).
+    fn finish(self) -> Option<Tensor> {
+        if !self.backward {
+            return self.total;
+        }
+        let surrogate: Vec<Tensor> = self
+            .cuts
+            .iter()
+            .filter_map(|(output, leaf)| {
+                let grad = leaf.grad();
+                grad.defined().then(|| (output * grad).sum(Kind::Float))
+            })
+            .collect();
+        if !surrogate.is_empty() {
+            Tensor::stack(&surrogate, 0).sum(Kind::Float).backward();
+        }
+        None
+    }
 }
 
 impl Trainer {
@@ -167,7 +227,38 @@ impl Trainer {
     }
 
     /// Forward pass and loss terms of one step; returns (total, terms).
+    /// The step's objective as one tensor (for one `backward()`) and its
+    /// terms. Training uses [`Self::train_step`], which holds far less
+    /// memory for the same gradients.
     pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
+        let mut sink = Sink::graph();
+        let terms = self.objective(windows, step, epoch, &mut sink);
+        (sink.finish().expect("every ablation has a pose term"), terms)
+    }
+
+    /// One optimisation step on `windows`.
+    pub fn train_step(&mut self, windows: &[Window], epoch_progress: f64) -> Losses {
+        let terms = self.gradients(windows, self.global_step, epoch_progress, true);
+        self.adam.step(self.learning_rate(self.epoch));
+        self.global_step += 1;
+        terms
+    }
+
+    /// Replace the parameters' gradients by those of the step's objective,
+    /// with the backward part by part (`split`, as training runs it) or in
+    /// one piece.
+    pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, split: bool) -> Losses {
+        self.adam.zero_grad();
+        let mut sink = if split { Sink::backward() } else { Sink::graph() };
+        let terms = self.objective(windows, step, epoch, &mut sink);
+        if let Some(total) = sink.finish() {
+            total.backward();
+        }
+        terms
+    }
+
+    /// Paper Eq. 1–8 for `windows`, part by part into `sink`.
+    fn objective(&self, windows: &[Window], step: u64, epoch: f64, sink: &mut Sink) -> Losses {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
@@ -203,6 +294,7 @@ impl Trainer {
         let sma = flip_pair(sma, self.flip_mask(b as usize, &mut rng));
         let dma = flip_pair(dma, self.flip_mask(b as usize, &mut rng));
 
+        let l = &cfg.losses;
         let zero = || Tensor::zeros([], (Kind::Float, self.device));
         let (mut pe, mut fd, mut adv_str, mut adv_dyn) = (zero(), zero(), zero(), zero());
 
@@ -212,63 +304,70 @@ impl Trainer {
             None => x.shallow_clone(),
         };
         let f = self.nets.g.encode(&g_in.to_kind(kind), true);
-        let (s, d) = (f.structural.narrow(0, 0, b), f.dynamic.narrow(0, 0, b));
-        pe += mpjpe_loss(&self.nets.g.decode(&s, &d, true), &target, Some(&w));
+        let (fs, fdy) = (sink.cut(&f.structural), sink.cut(&f.dynamic));
+        let (s, d) = (fs.narrow(0, 0, b), fdy.narrow(0, 0, b));
+        let part = mpjpe_loss(&self.nets.g.decode(&s, &d, true), &target, Some(&w));
+        pe += part.detach();
+        sink.emit(part * l.pe);
         if let Some((_, target_sa)) = &twin {
-            let (s_sa, d_sa) = (f.structural.narrow(0, b, b), f.dynamic.narrow(0, b, b));
-            fd += mpjpe_loss(&self.nets.g.decode(&s, &d_sa, true), &target, Some(&w));
-            fd += mpjpe_loss(&self.nets.g.decode(&s_sa, &d, true), target_sa, Some(&w));
+            let (s_sa, d_sa) = (fs.narrow(0, b, b), fdy.narrow(0, b, b));
+            let part = mpjpe_loss(&self.nets.g.decode(&s, &d_sa, true), &target, Some(&w));
+            fd += part.detach();
+            sink.emit(part * l.fd);
+            let part = mpjpe_loss(&self.nets.g.decode(&s_sa, &d, true), target_sa, Some(&w));
+            fd += part.detach();
+            sink.emit(part * l.fd);
         }
 
         // "Direct": synthetic pairs supervise G like real ones.
         let direct = [(ab == crate::config::Ablation::SaDirect, &sma), (ab == crate::config::Ablation::DaDirect, &dma)];
         for (on, pair) in direct {
             if let (true, Some((xs, ts))) = (on, pair) {
-                pe += mpjpe_loss(&self.nets.g.forward(&xs.to_kind(kind), true), ts, None);
+                let part = mpjpe_loss(&self.nets.g.forward(&xs.to_kind(kind), true), ts, None);
+                pe += part.detach();
+                sink.emit(part * l.pe);
             }
         }
 
         // ADG: the auxiliary estimator learns real and synthetic pairs; the
         // discriminator tells its synthetic-side features from G's real ones,
         // and the reversed gradient pushes both encoders to make them alike.
+        // Real and synthetic clips go through the auxiliary estimator apart
+        // (every layer works per clip, so this is the same function as one
+        // pass over both) so that each holds its activations alone.
         let lambda = cfg.grl.lambda(epoch);
         if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_sma, &self.nets.d_str, &sma) {
-            let fa = aux.encode(&Tensor::cat(&[&x, xs], 0).to_kind(kind), true);
-            let pred = aux.decode(&fa.structural, &fa.dynamic, true);
-            pe += mpjpe_loss(&pred.narrow(0, 0, b), &target, Some(&w)) + mpjpe_loss(&pred.narrow(0, b, b), ts, None);
-            let syn = disc.forward(&gradient_reversal(&fa.structural.narrow(0, b, b), lambda));
+            let part = mpjpe_loss(&aux.forward(&x.to_kind(kind), true), &target, Some(&w));
+            pe += part.detach();
+            sink.emit(part * l.pe);
+            let fa = aux.encode(&xs.to_kind(kind), true);
+            let part = mpjpe_loss(&aux.decode(&fa.structural, &fa.dynamic, true), ts, None);
+            let syn = disc.forward(&gradient_reversal(&fa.structural, lambda));
             let real = disc.forward(&gradient_reversal(&s, lambda));
-            adv_str += lsgan_loss(&syn, &real);
+            let adv = lsgan_loss(&syn, &real);
+            pe += part.detach();
+            adv_str += adv.detach();
+            sink.emit(part * l.pe + adv * (l.adv_str * l.dg));
         }
         if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_dma, &self.nets.d_dyn, &dma) {
-            let fa = aux.encode(&Tensor::cat(&[&x, xs], 0).to_kind(kind), true);
-            let pred = aux.decode(&fa.structural, &fa.dynamic, true);
-            pe += mpjpe_loss(&pred.narrow(0, 0, b), &target, Some(&w)) + mpjpe_loss(&pred.narrow(0, b, b), ts, None);
-            let syn = disc.forward(&gradient_reversal(&fa.dynamic.narrow(0, b, b), lambda), true);
+            let part = mpjpe_loss(&aux.forward(&x.to_kind(kind), true), &target, Some(&w));
+            pe += part.detach();
+            sink.emit(part * l.pe);
+            let fa = aux.encode(&xs.to_kind(kind), true);
+            let part = mpjpe_loss(&aux.decode(&fa.structural, &fa.dynamic, true), ts, None);
+            let syn = disc.forward(&gradient_reversal(&fa.dynamic, lambda), true);
             let real = disc.forward(&gradient_reversal(&d, lambda), true);
-            adv_dyn += lsgan_loss(&syn, &real);
+            let adv = lsgan_loss(&syn, &real);
+            pe += part.detach();
+            adv_dyn += adv.detach();
+            sink.emit(part * l.pe + adv * (l.adv_dyn * l.dg));
         }
 
-        let l = &cfg.losses;
         let total = &pe * l.pe + &fd * l.fd + (&adv_str * l.adv_str + &adv_dyn * l.adv_dyn) * l.dg;
-        let terms = Losses {
-            pe: scalar(&pe),
-            fd: scalar(&fd),
-            adv_str: scalar(&adv_str),
-            adv_dyn: scalar(&adv_dyn),
-            total: scalar(&total),
-        };
-        (total, terms)
-    }
-
-    /// One optimisation step on `windows`.
-    pub fn train_step(&mut self, windows: &[Window], epoch_progress: f64) -> Losses {
-        let (total, terms) = self.losses(windows, self.global_step, epoch_progress);
-        self.adam.zero_grad();
-        total.backward();
-        self.adam.step(self.learning_rate(self.epoch));
-        self.global_step += 1;
-        terms
+        // One read-back for all five (each read waits for the device).
+        let values = Vec::<f64>::try_from(Tensor::stack(&[pe, fd, adv_str, adv_dyn, total], 0).to_kind(Kind::Double))
+            .expect("five loss terms");
+        Losses { pe: values[0], fd: values[1], adv_str: values[2], adv_dyn: values[3], total: values[4] }
     }
 
     /// Train epoch `self.epoch` to its end; `on_step` sees each step's losses.
