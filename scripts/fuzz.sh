@@ -21,7 +21,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 source scripts/env.sh 2>/dev/null || true
 targets=$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^dak-fuzz$')
-# Address sanitizer off: the code is safe Rust (unsafe_code = forbid); the
+# Address sanitizer off: the readers are safe Rust (unsafe_code = forbid); the
 # build is several times faster and coverage guidance is unchanged.
 cargo +nightly fuzz build --sanitizer none --release 2>&1 | tail -n 3
 summary=""

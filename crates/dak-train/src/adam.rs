@@ -1,15 +1,37 @@
 //! Adam whose state is ours to save: libtorch's optimizer state is not
 //! reachable through tch, and resuming exactly needs the moments.
+//!
+//! tch has no `_foreach_`/`_fused_adam_`, and an update per parameter
+//! tensor is ~8 kernels × hundreds of tensors, which on a GPU costs more
+//! than the arithmetic. So the parameters of one dtype live in one flat
+//! buffer (each variable is a view into it, `set_data`), as do their
+//! gradients once autograd has made them (it then accumulates into them in
+//! place), the moments and the fp32 master copy: an update is a handful of
+//! kernels over the whole model.
 
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-/// One parameter: the model's tensor, its fp32 master copy when the model
-/// runs in reduced precision, and the two moments.
+/// One parameter: the model's tensor (a view into its group's flat
+/// buffer), where it lies there, and views of the moments and master copy.
 #[derive(Debug)]
 struct Slot {
     name: String,
     param: Tensor,
+    offset: i64,
+    numel: i64,
+    master: Option<Tensor>,
+    m: Tensor,
+    v: Tensor,
+}
+
+/// The parameters of one dtype: flat buffers and their slots.
+#[derive(Debug)]
+struct Group {
+    slots: Vec<Slot>,
+    param: Tensor,
+    /// Where the gradients are flat (after the first update).
+    grad: Option<Tensor>,
     master: Option<Tensor>,
     m: Tensor,
     v: Tensor,
@@ -17,35 +39,105 @@ struct Slot {
 
 #[derive(Debug)]
 pub struct Adam {
-    slots: Vec<Slot>,
+    groups: Vec<Group>,
     betas: [f64; 2],
     eps: f64,
     /// Updates applied so far (bias correction).
     pub steps: i64,
 }
 
+impl Group {
+    fn new(mut vars: Vec<(String, Tensor)>) -> Group {
+        let (kind, device) = (vars[0].1.kind(), vars[0].1.device());
+        let total: i64 = vars.iter().map(|(_, t)| t.numel() as i64).sum();
+        let param = Tensor::zeros([total], (kind, device));
+        let master = (kind != Kind::Float).then(|| Tensor::zeros([total], (Kind::Float, device)));
+        let m = Tensor::zeros([total], (Kind::Float, device));
+        let v = Tensor::zeros([total], (Kind::Float, device));
+        let mut offset = 0;
+        let slots = tch::no_grad(|| {
+            vars.drain(..)
+                .map(|(name, mut var)| {
+                    let numel = var.numel() as i64;
+                    let shape = var.size();
+                    let mut view = param.narrow(0, offset, numel).view(shape.as_slice());
+                    view.copy_(&var);
+                    var.set_data(&view);
+                    let part = |t: &Tensor| t.narrow(0, offset, numel).view(shape.as_slice());
+                    let master = master.as_ref().map(|flat| {
+                        let mut p = part(flat);
+                        p.copy_(&var);
+                        p
+                    });
+                    let slot = Slot { name, param: var, offset, numel, master, m: part(&m), v: part(&v) };
+                    offset += numel;
+                    slot
+                })
+                .collect()
+        });
+        Group { slots, param, grad: None, master, m, v }
+    }
+
+    /// Whether every gradient is still the view of `grad` it was made.
+    fn grads_are_flat(&self) -> bool {
+        let Some(flat) = &self.grad else { return false };
+        let (base, size) = (flat.data_ptr() as usize, flat.kind().elt_size_in_bytes());
+        self.slots.iter().all(|s| {
+            let g = s.param.grad();
+            g.defined() && g.data_ptr() as usize == base + s.offset as usize * size
+        })
+    }
+
+    /// Move the gradients into one flat buffer (autograd accumulates into
+    /// a defined gradient in place, so they stay there). `false` when a
+    /// parameter has none (unused this step).
+    fn flatten_grads(&mut self) -> bool {
+        if self.slots.iter().any(|s| !s.param.grad().defined()) {
+            return false;
+        }
+        let flat = Tensor::zeros([self.param.numel() as i64], (self.param.kind(), self.param.device()));
+        tch::no_grad(|| {
+            for s in &self.slots {
+                let mut g = s.param.grad();
+                let mut view = flat.narrow(0, s.offset, s.numel).view(g.size().as_slice());
+                view.copy_(&g);
+                g.set_data(&view);
+            }
+        });
+        self.grad = Some(flat);
+        true
+    }
+}
+
 impl Adam {
     /// Over every trainable variable of `vs`, sorted by name so the state
-    /// file and the update order never depend on hash order.
+    /// file and the update order never depend on hash order. The variables
+    /// become views into flat buffers (same values).
     pub fn new(vs: &VarStore, betas: [f64; 2], eps: f64) -> Adam {
         let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let slots = vars
-            .into_iter()
-            .map(|(name, param)| {
-                let master = (param.kind() != Kind::Float).then(|| param.detach().to_kind(Kind::Float));
-                let zeros = || Tensor::zeros(param.size(), (Kind::Float, param.device()));
-                Slot { name, m: zeros(), v: zeros(), master, param }
-            })
-            .collect();
-        Adam { slots, betas, eps, steps: 0 }
+        let mut by_kind: Vec<(Kind, Vec<(String, Tensor)>)> = Vec::new();
+        for (name, t) in vars {
+            match by_kind.iter_mut().find(|(k, _)| *k == t.kind()) {
+                Some((_, group)) => group.push((name, t)),
+                None => by_kind.push((t.kind(), vec![(name, t)])),
+            }
+        }
+        let groups = by_kind.into_iter().map(|(_, vars)| Group::new(vars)).collect();
+        Adam { groups, betas, eps, steps: 0 }
     }
 
     pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
+        for group in &mut self.groups {
+            if group.grads_are_flat() {
+                let _ = group.grad.as_mut().expect("flat").zero_();
+                continue;
+            }
+            for s in &group.slots {
+                let mut g = s.param.grad();
+                if g.defined() {
+                    let _ = g.detach_().zero_();
+                }
             }
         }
     }
@@ -56,30 +148,40 @@ impl Adam {
         let [b1, b2] = self.betas;
         let c1 = 1.0 - b1.powi(self.steps as i32);
         let c2 = 1.0 - b2.powi(self.steps as i32);
+        let eps = self.eps;
+        // m ← m + (1−β1)(g − m), v ← v + (1−β2)(g² − v),
+        // p ← p − lr/c1 · m / (√v/√c2 + ε), the last as one addcdiv with the
+        // scale folded into the denominator.
+        let update = |param: &mut Tensor, master: Option<&mut Tensor>, m: &mut Tensor, v: &mut Tensor, g: &Tensor| {
+            let g = g.to_kind(Kind::Float);
+            let _ = m.lerp_(&g, 1.0 - b1);
+            let _ = v.lerp_(&g.square(), 1.0 - b2);
+            let scale = -c1 / lr;
+            let mut denom = v.sqrt();
+            let _ = denom.g_mul_scalar_(scale / c2.sqrt()).g_add_scalar_(eps * scale);
+            match master {
+                Some(master) => {
+                    let _ = master.addcdiv_(m, &denom);
+                    param.copy_(master);
+                }
+                None => {
+                    let _ = param.addcdiv_(m, &denom);
+                }
+            }
+        };
         tch::no_grad(|| {
-            for s in &mut self.slots {
-                let g = s.param.grad();
-                if !g.defined() {
+            for group in &mut self.groups {
+                if group.grads_are_flat() || group.flatten_grads() {
+                    let g = group.grad.as_ref().expect("flat").shallow_clone();
+                    update(&mut group.param, group.master.as_mut(), &mut group.m, &mut group.v, &g);
                     continue;
                 }
-                let g = g.to_kind(Kind::Float);
-                // In-place forms, 7 kernels and 2 temporaries per tensor
-                // (the step costs per-parameter launches, not arithmetic):
-                // m ← m + (1−β1)(g − m), v ← v + (1−β2)(g² − v),
-                // p ← p − lr/c1 · m / (√v/√c2 + ε), the last as one addcdiv
-                // with the scale folded into the denominator.
-                let _ = s.m.lerp_(&g, 1.0 - b1);
-                let _ = s.v.lerp_(&g.square(), 1.0 - b2);
-                let scale = -c1 / lr;
-                let mut denom = s.v.sqrt();
-                let _ = denom.g_mul_scalar_(scale / c2.sqrt()).g_add_scalar_(self.eps * scale);
-                match &mut s.master {
-                    Some(master) => {
-                        let _ = master.addcdiv_(&s.m, &denom);
-                        s.param.copy_(master);
-                    }
-                    None => {
-                        let _ = s.param.addcdiv_(&s.m, &denom);
+                // A parameter without a gradient this step keeps its value
+                // and moments: update the others one by one.
+                for s in &mut group.slots {
+                    let g = s.param.grad();
+                    if g.defined() {
+                        update(&mut s.param, s.master.as_mut(), &mut s.m, &mut s.v, &g);
                     }
                 }
             }
@@ -88,8 +190,8 @@ impl Adam {
 
     /// Moments (and master weights) as named tensors for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = Vec::with_capacity(3 * self.slots.len());
-        for s in &self.slots {
+        let mut out = Vec::new();
+        for s in self.groups.iter().flat_map(|g| &g.slots) {
             out.push((format!("adam.m.{}", s.name), s.m.shallow_clone()));
             out.push((format!("adam.v.{}", s.name), s.v.shallow_clone()));
             if let Some(master) = &s.master {
@@ -106,7 +208,7 @@ impl Adam {
         steps: i64,
     ) -> Result<(), String> {
         tch::no_grad(|| {
-            for s in &mut self.slots {
+            for s in self.groups.iter_mut().flat_map(|g| &mut g.slots) {
                 let get = |kind: &str| {
                     let key = format!("adam.{kind}.{}", s.name);
                     tensors.get(&key).ok_or_else(|| format!("missing optimizer tensor {key}"))
@@ -163,5 +265,76 @@ mod tests {
         for (p, q) in a.iter().zip(&b) {
             assert!((p - q).abs() < 1e-5, "{a:?} vs {b:?}");
         }
+    }
+
+    fn loss_of(lin: &nn::Linear) -> Tensor {
+        let x = (Tensor::arange(24, (Kind::Float, Device::Cpu)) * 0.31).sin().view([6, 4]);
+        nn::Module::forward(lin, &x).square().mean(Kind::Float)
+    }
+
+    /// Variables, gradients and moments share flat buffers, and the
+    /// variables the model holds see every update.
+    #[test]
+    fn parameters_and_gradients_live_in_one_buffer() {
+        let vs = VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root() / "l", 4, 3, Default::default());
+        let before = lin.ws.copy();
+        let mut adam = Adam::new(&vs, [0.9, 0.999], 1e-8);
+        assert_eq!(lin.ws, before, "flattening keeps the values");
+        assert_eq!(adam.groups.len(), 1);
+        let base = adam.groups[0].param.data_ptr() as usize;
+        let slot_ptrs: Vec<usize> = [lin.bs.as_ref().unwrap(), &lin.ws].iter().map(|t| t.data_ptr() as usize).collect();
+        assert_eq!(slot_ptrs, [base, base + 3 * 4], "l.bias then l.weight, by name");
+        for _ in 0..3 {
+            adam.zero_grad();
+            loss_of(&lin).backward();
+            adam.step(1e-2);
+            assert!(adam.groups[0].grads_are_flat());
+        }
+        assert_ne!(lin.ws, before);
+        adam.zero_grad();
+        assert_eq!(adam.groups[0].grad.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(lin.ws.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    /// A parameter no loss reached has no gradient: it keeps its value and
+    /// moments while the others update.
+    #[test]
+    fn a_parameter_without_gradient_is_left_alone() {
+        let vs = VarStore::new(Device::Cpu);
+        let used = nn::linear(vs.root() / "a", 4, 3, Default::default());
+        let unused = nn::linear(vs.root() / "b", 4, 3, Default::default());
+        let (used_before, unused_before) = (used.ws.copy(), unused.ws.copy());
+        let mut adam = Adam::new(&vs, [0.9, 0.999], 1e-8);
+        for _ in 0..2 {
+            adam.zero_grad();
+            loss_of(&used).backward();
+            adam.step(1e-2);
+        }
+        assert_ne!(used.ws, used_before);
+        assert_eq!(unused.ws, unused_before);
+        let state: std::collections::HashMap<String, Tensor> = adam.state().into_iter().collect();
+        assert_eq!(state["adam.m.b.weight"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(state["adam.m.a.weight"].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    /// bf16 variables update through an fp32 master copy.
+    #[test]
+    fn reduced_precision_updates_through_the_master_copy() {
+        let mut vs = VarStore::new(Device::Cpu);
+        let lin = nn::linear(vs.root() / "l", 4, 3, Default::default());
+        vs.set_kind(Kind::BFloat16);
+        let mut adam = Adam::new(&vs, [0.9, 0.999], 1e-8);
+        let x = (Tensor::arange(24, (Kind::Float, Device::Cpu)) * 0.31).sin().view([6, 4]).to_kind(Kind::BFloat16);
+        for _ in 0..5 {
+            adam.zero_grad();
+            nn::Module::forward(&lin, &x).to_kind(Kind::Float).square().mean(Kind::Float).backward();
+            adam.step(1e-3);
+        }
+        let group = &adam.groups[0];
+        let master = group.master.as_ref().expect("bf16 group has a master copy");
+        assert_eq!(lin.ws.kind(), Kind::BFloat16);
+        assert_eq!(group.param, master.to_kind(Kind::BFloat16), "variables are the rounded master");
+        assert!(group.grads_are_flat());
     }
 }
