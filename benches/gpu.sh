@@ -2,8 +2,8 @@
 # Issues 5 and 9 on the GPU machine in one command (it has PyTorch but no
 # Rust and no network): our training steps, inference and peak GPU memory
 # next to the PyTorch eager reference of the same model, the windows/s the
-# shard loader delivers, and one epoch of the default configuration (at
-# T = 27 fp32 and T = 81 bf16: T = 81 fp32 needs more than 139 GiB).
+# shard loader delivers, and one epoch of the default configuration
+# (T = 27, fp32) and of T = 81 in bf16.
 #
 # Here (builds the release binaries, writes gpu-carry/: stripped dak-train
 # and dak-infer, a 243-frame demo dataset, 128 SMA and 128 DMA clips of 27
@@ -135,8 +135,8 @@ for row in "27 fp32" "81 bf16"; do
     --frames "$frames" --precision "$precision" --method full --no-inference "${ref_extra[@]}"
 done
 # Issue 5: one epoch of the default configuration (full method, C=512, L=4,
-# K=6, batch 64) on the demo shards, evaluated on the target domain, at the
-# two settings that fit: T = 27 in fp32 and T = 81 in bf16.
+# K=6, T=27, batch 64, fp32) on the demo shards, evaluated on the target
+# domain, and the same at T = 81 in bf16.
 for row in "27 fp32" "81 bf16"; do
   read -r frames precision <<< "$row"
   name="epoch-t$frames-$precision"
