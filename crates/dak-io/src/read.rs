@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::{ChunkReader, Length};
 
 use crate::cameras::{read_camera_table, CameraRecord};
 use crate::clips::SyntheticClips;
@@ -39,10 +40,49 @@ pub fn table_of(path: &Path) -> Result<Table> {
     })
 }
 
-fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<ShardFile>> {
     let file = File::open(path).map_err(Error::io(path))?;
-    contain_panic(path, || ParquetRecordBatchReaderBuilder::try_new(file))?
+    contain_panic(path, || ParquetRecordBatchReaderBuilder::try_new(ShardFile(file)))?
         .map_err(|source| Error::Parquet { path: path.to_path_buf(), source })
+}
+
+/// A shard file as the Parquet reader sees it: as `File`'s own reader,
+/// except that a read past the end fails instead of returning nothing.
+/// The parquet crate skips unknown Thrift fields in page headers with
+/// `io::copy`, which takes an early end as success; a damaged header that
+/// declares a list of 2³¹ binary fields then made it skip each one at the
+/// end of the file, minutes of empty reads (found by fuzzing).
+pub(crate) struct ShardFile(File);
+
+impl Length for ShardFile {
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+impl ChunkReader for ShardFile {
+    type T = EndIsError<std::io::BufReader<File>>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        self.0.get_read(start).map(EndIsError)
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<bytes::Bytes> {
+        self.0.get_bytes(start, length)
+    }
+}
+
+pub(crate) struct EndIsError<R>(R);
+
+impl<R: std::io::Read> std::io::Read for EndIsError<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 if !buf.is_empty() => {
+                Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a page runs past the end of the file"))
+            }
+            n => Ok(n),
+        }
+    }
 }
 
 /// The Parquet decoder asserts on some malformed bytes (found by fuzzing,
@@ -59,7 +99,7 @@ fn contain_panic<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
     })
 }
 
-fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<File>) -> Result<(String, String)> {
+fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<ShardFile>) -> Result<(String, String)> {
     let from_kv = |key: &str| {
         builder
             .metadata()
