@@ -58,9 +58,7 @@ fn tune_malloc() {
 fn report_out_of_memory() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let payload = info.payload();
-        let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
-        if let Some(summary) = message.and_then(out_of_memory_summary) {
+        if let Some(summary) = panic_text(info.payload()).and_then(out_of_memory_summary) {
             if CATCHING_OUT_OF_MEMORY.get() {
                 return;
             }
@@ -83,13 +81,15 @@ pub fn catch_out_of_memory<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let before = CATCHING_OUT_OF_MEMORY.replace(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     CATCHING_OUT_OF_MEMORY.set(before);
-    result.map_err(|payload| {
-        let message = payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied());
-        match message.and_then(out_of_memory_summary) {
-            Some(summary) => summary,
-            None => std::panic::resume_unwind(payload),
-        }
+    result.map_err(|payload| match panic_text(payload.as_ref()).and_then(out_of_memory_summary) {
+        Some(summary) => summary,
+        None => std::panic::resume_unwind(payload),
     })
+}
+
+/// A panic's message, when it has one (`panic!` with text, tch's unwraps).
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied())
 }
 
 /// The one-line report for a libtorch out-of-memory message, `None` for
