@@ -55,6 +55,7 @@ impl Intrinsics {
     /// Camera-frame point (mm) to pixel, with distortion, as VideoPose3D's
     /// `project_to_2d`. Points at or behind the image plane give non-finite
     /// or meaningless pixels, as in the reference; callers keep Z > 0.
+    #[inline]
     pub fn project(&self, point_in_camera: &Vector3<f64>) -> Vector2<f64> {
         let z = point_in_camera.z;
         let xx = Vector2::new((point_in_camera.x / z).clamp(-1.0, 1.0), (point_in_camera.y / z).clamp(-1.0, 1.0));
@@ -62,6 +63,7 @@ impl Intrinsics {
     }
 
     /// Normalised (x/z, y/z) image coordinates to pixels through the distortion model.
+    #[inline]
     pub fn distort_normalised(&self, xx: &Vector2<f64>) -> Vector2<f64> {
         let [k1, k2, k3] = self.radial;
         let p = Vector2::new(self.tangential[0], self.tangential[1]);
@@ -153,9 +155,34 @@ impl Extrinsics {
         self.world_from_camera().inverse_transform_vector(&(point_in_world - self.center_world()))
     }
 
+    /// [`Self::world_to_camera`] for many points: the quaternion is normalised
+    /// and turned into a matrix once instead of per point (converters map
+    /// ~10^8 joints).
+    pub fn world_to_camera_map(&self) -> WorldToCamera {
+        WorldToCamera {
+            camera_from_world: self.world_from_camera().inverse().to_rotation_matrix().into_inner(),
+            center_world: self.center_world(),
+        }
+    }
+
     /// VideoPose3D `camera_to_world`: `qrot(q, X) + t`.
     pub fn camera_to_world(&self, point_in_camera: &Vector3<f64>) -> Vector3<f64> {
         self.world_from_camera().transform_vector(point_in_camera) + self.center_world()
+    }
+}
+
+/// A camera's world → camera transform, precomputed: see
+/// [`Extrinsics::world_to_camera_map`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorldToCamera {
+    camera_from_world: Matrix3<f64>,
+    center_world: Vector3<f64>,
+}
+
+impl WorldToCamera {
+    #[inline]
+    pub fn apply(&self, point_in_world: &Vector3<f64>) -> Vector3<f64> {
+        self.camera_from_world * (point_in_world - self.center_world)
     }
 }
 
@@ -242,6 +269,22 @@ mod tests {
             let xw = Vector3::from(x);
             let back = ext.camera_to_world(&ext.world_to_camera(&xw));
             prop_assert!((back - xw).norm() < 1e-6);
+        }
+
+        #[test]
+        fn world_to_camera_map_matches_the_quaternion(
+            wxyz in proptest::array::uniform4(-1.0f64..1.0),
+            c in proptest::array::uniform3(-5000.0f64..5000.0),
+            x in proptest::array::uniform3(-5000.0f64..5000.0),
+        ) {
+            let norm = wxyz.iter().map(|v| v * v).sum::<f64>().sqrt();
+            prop_assume!(norm > 0.1);
+            // As stored in a calibration file: not exactly unit length.
+            let ext = Extrinsics { world_from_camera_wxyz: wxyz, center_world_mm: c };
+            let xw = Vector3::from(x);
+            let want = ext.world_to_camera(&xw);
+            let got = ext.world_to_camera_map().apply(&xw);
+            prop_assert!((got - want).norm() < 1e-8, "{:?} vs {:?}", got, want);
         }
 
         #[test]

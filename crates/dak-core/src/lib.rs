@@ -12,7 +12,7 @@ pub mod metrics;
 pub mod skeleton;
 
 pub use bones::{bone_lengths, bone_vectors, forward_kinematics, BoneDirections, BoneLengths};
-pub use camera::{Camera, Extrinsics, Intrinsics};
+pub use camera::{Camera, Extrinsics, Intrinsics, WorldToCamera};
 pub use skeleton::{LimbGroup, Pose3, NUM_JOINTS};
 
 /// Errors from geometry routines that can meet degenerate input.

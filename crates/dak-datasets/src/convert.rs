@@ -124,29 +124,34 @@ pub(crate) struct Plan<J> {
 const CHUNK_PER_THREAD: usize = 2;
 
 impl Conversion<'_> {
-    pub fn run<J: Sync>(
+    pub fn run<J: Send + Sync>(
         self,
         reporter: &dyn Reporter,
-        plan: impl FnOnce() -> Result<Plan<J>>,
+        plan: impl FnOnce() -> Result<Plan<J>> + Send,
         label: impl Fn(&J) -> String + Sync,
         convert: impl Fn(&J) -> Result<RecordBatch> + Sync,
     ) -> Result<ConvertOutcome> {
-        let inputs = fingerprint(&self.opts.data_dir, &self.inputs)?;
         let layout = self.opts.layout;
-        let config = serde_json::json!({ "settings": self.settings, "inputs": inputs, "layout": layout.describe() });
+        let config = |inputs: Vec<InputFile>| serde_json::json!({ "settings": self.settings, "inputs": inputs, "layout": layout.describe() });
+        let fingerprint = || fingerprint(&self.opts.data_dir, &self.inputs);
         let dir = match OutputDir::prepare_shard(&self.opts.out, layout.shard, self.opts.force)? {
-            Prepared::Existing(manifest) if manifest.extra.get("config") == Some(&config) => {
+            Prepared::Existing(manifest) => {
+                if manifest.extra.get("config") != Some(&config(fingerprint()?)) {
+                    return Err(Error::OutputConflict { dir: self.opts.out.clone() });
+                }
                 tracing::info!(
                     "{}: up to date (same inputs and settings); --force rewrites it",
                     self.opts.out.display()
                 );
                 return Ok(ConvertOutcome { manifest, written: false });
             }
-            Prepared::Existing(_) => return Err(Error::OutputConflict { dir: self.opts.out.clone() }),
             Prepared::Fresh(dir) => dir,
         };
         let started = std::time::Instant::now();
-        let plan = plan()?;
+        // Reading the inputs is mostly one thread (one inflate stream per
+        // file); checksumming them beside it costs no wall time.
+        let (inputs, plan) = rayon::join(fingerprint, plan);
+        let (config, plan) = (config(inputs?), plan?);
         tracing::debug!("{}: inputs read in {:.1} s", self.dataset, started.elapsed().as_secs_f64());
         if plan.jobs.is_empty() {
             return Err(Error::NothingToConvert { dir: self.opts.data_dir.clone() });

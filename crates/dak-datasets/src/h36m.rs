@@ -306,11 +306,12 @@ fn sequence_batch(s: &Sequence) -> Result<RecordBatch> {
     let mut builder = SourceFrameBuilder::with_capacity(frames * s.cameras.len());
     let (mut w, mut c, mut p, mut d) = (vec![0f32; 51], vec![0f32; 51], vec![0f32; 34], vec![0f32; 34]);
     for (k, camera) in s.cameras.iter().enumerate() {
+        let to_camera = camera.extrinsics.world_to_camera_map();
         // 2D rows past the mocap's last frame are not read (trimmed).
         for (f, mocap) in world_m.rows().enumerate() {
             for (j, &src) in H36M32_KEPT.iter().enumerate() {
                 let world = Vector3::new(mocap[3 * src], mocap[3 * src + 1], mocap[3 * src + 2]) * 1000.0;
-                let cam = camera.extrinsics.world_to_camera(&world);
+                let cam = to_camera.apply(&world);
                 for a in 0..3 {
                     w[3 * j + a] = world[a] as f32;
                     c[3 * j + a] = cam[a] as f32;

@@ -118,6 +118,24 @@ fn same_rows_give_byte_identical_files() {
 }
 
 #[test]
+fn statistics_kept_for_scalar_columns_only() {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let dir = tempfile::tempdir().unwrap();
+    write_frames(dir.path(), 50, WriterOptions::for_table(Table::SourceFrames));
+    let file = std::fs::File::open(dir.path().join("part-00000.parquet")).unwrap();
+    let meta = SerializedFileReader::new(file).unwrap().metadata().row_group(0).clone();
+    let with_stats = |name: &str| {
+        let column = meta.columns().iter().find(|c| c.column_path().string().starts_with(name)).unwrap();
+        column.statistics().is_some()
+    };
+    assert!(with_stats("frame"));
+    assert!(with_stats("subject"));
+    for coordinates in ["joints_3d_world_mm", "joints_3d_camera_mm", "joints_2d_px", "detected_2d_confidence"] {
+        assert!(!with_stats(coordinates), "{coordinates} has statistics");
+    }
+}
+
+#[test]
 fn truncated_shard_is_refused_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     write_frames(dir.path(), 30, WriterOptions::for_table(Table::SourceFrames));

@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use parquet::arrow::ArrowSchemaConverter;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Type as PhysicalType, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic::{remove_if_present, sweep_tmp_files, sweep_tmp_files_of, AtomicFile};
@@ -58,13 +60,17 @@ impl WriterOptions {
             .fields()
             .iter()
             .filter(|f| matches!(f.data_type(), arrow::datatypes::DataType::Utf8))
-            .map(|f| parquet::schema::types::ColumnPath::from(f.name().as_str()))
+            .map(|f| ColumnPath::from(f.name().as_str()))
             .collect::<Vec<_>>();
-        strings
+        let builder = strings.into_iter().fold(WriterProperties::builder().set_dictionary_enabled(false), |b, c| {
+            b.set_column_dictionary_enabled(c, true)
+        });
+        // Min/max of the values inside coordinate lists prune nothing (every
+        // group spans the same range) and cost ~3 % of a conversion; the
+        // scalar columns (subject, frame, ...) keep theirs for filtering.
+        coordinate_leaves(table)
             .into_iter()
-            .fold(WriterProperties::builder().set_dictionary_enabled(false), |b, c| {
-                b.set_column_dictionary_enabled(c, true)
-            })
+            .fold(builder, |b, c| b.set_column_statistics_enabled(c, EnabledStatistics::None))
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level).unwrap_or_default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
             .set_created_by(format!("dak-pose {}", env!("CARGO_PKG_VERSION")))
@@ -74,6 +80,19 @@ impl WriterOptions {
             ]))
             .build()
     }
+}
+
+/// Parquet leaf columns that are the floats of a list column.
+fn coordinate_leaves(table: Table) -> Vec<ColumnPath> {
+    let schema = ArrowSchemaConverter::new()
+        .convert(&table.arrow_schema())
+        .expect("schemas/*.json map to Parquet (checked by dak-io's tests)");
+    schema
+        .columns()
+        .iter()
+        .filter(|c| c.max_rep_level() > 0 && matches!(c.physical_type(), PhysicalType::FLOAT | PhysicalType::DOUBLE))
+        .map(|c| c.path().clone())
+        .collect()
 }
 
 struct OpenFile {
