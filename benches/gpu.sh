@@ -134,6 +134,14 @@ for row in "27 fp32" "81 bf16"; do
     bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" --device "$device" --steps 3 \
     --frames "$frames" --precision "$precision" --method full --no-inference "${ref_extra[@]}"
 done
+# (c') ours with activation checkpointing (--checkpoint-activations; the
+# reference has none): peak memory and step time, T = 81 fp32 included.
+for row in "27 fp32" "81 fp32" "81 bf16"; do
+  read -r frames precision <<< "$row"
+  want peak && part_with_peak "peak-ours-full-t$frames-$precision-checkpointed" 180 "$bin/dak-train" --bench \
+    --device "$device" --bench-steps 5 --frames "$frames" --precision "$precision" --ablation full \
+    --checkpoint-activations "${extra[@]}"
+done
 # Issue 5: one epoch of the default configuration (full method, C=512, L=4,
 # K=6, T=27, batch 64, fp32) on the demo shards, evaluated on the target
 # domain, and the same at T = 81 in bf16.

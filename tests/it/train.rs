@@ -203,4 +203,8 @@ fn bench_filters_give_one_row_and_the_loader_rate() {
     assert!(rows[0]["step_s"].as_f64().unwrap() > 0.0);
     assert_eq!(rows[1]["work"], "loader");
     assert!(rows[1]["windows_per_s"].as_f64().unwrap() > 0.0, "{stdout}");
+    let stdout = ok(&run("dak-train", &[&args[..], &small, &filters[..2], &["--checkpoint-activations"]].concat()));
+    let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(row["work"], "train-full-checkpointed", "{stdout}");
+    assert!(row["step_s"].as_f64().unwrap() > 0.0);
 }

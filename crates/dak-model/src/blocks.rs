@@ -75,3 +75,69 @@ pub fn over_frames(block: &Block, x: &Tensor, train: bool) -> Tensor {
     let y = block.forward(&x.permute([0, 2, 1, 3]).reshape([b * j, t, c]), train);
     y.view([b, j, t, c]).permute([0, 2, 1, 3])
 }
+
+/// Which axis a block attends over in a `(B, T, J, C)` stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    Joints,
+    Frames,
+}
+
+impl Axis {
+    pub fn apply(self, block: &Block, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Axis::Joints => over_joints(block, x, train),
+            Axis::Frames => over_frames(block, x, train),
+        }
+    }
+}
+
+/// A run of blocks whose activations were not kept (activation
+/// checkpointing): only each block's input is, and [`Recompute::backward`]
+/// runs each block again, last first, to carry the gradient of the run's
+/// output back into the block weights and into the graph of the run's input.
+/// tch has no custom autograd nodes, so each recomputed block gets its
+/// incoming gradient through the surrogate Σ y · g, whose gradient is g.
+/// Needs deterministic blocks (dropout 0): the recomputation must see what
+/// the first pass saw.
+pub struct Recompute<'a> {
+    /// The run's input, with its graph (embedding, fusion).
+    start: Tensor,
+    /// Each block with its input, detached.
+    steps: Vec<(&'a Block, Axis, Tensor)>,
+    train: bool,
+}
+
+impl<'a> Recompute<'a> {
+    /// Runs `blocks` on `start` without recording a graph; returns the
+    /// output (no graph) and what the backward needs.
+    pub fn forward(
+        start: Tensor,
+        blocks: impl IntoIterator<Item = (&'a Block, Axis)>,
+        train: bool,
+    ) -> (Tensor, Recompute<'a>) {
+        let mut steps = Vec::new();
+        let mut x = start.detach();
+        tch::no_grad(|| {
+            for (block, axis) in blocks {
+                let y = axis.apply(block, &x, train);
+                steps.push((block, axis, std::mem::replace(&mut x, y)));
+            }
+        });
+        (x, Recompute { start, steps, train })
+    }
+
+    /// `grad`: the gradient of the loss with respect to the run's output.
+    pub fn backward(self, grad: &Tensor) {
+        let mut grad = grad.shallow_clone();
+        for (block, axis, input) in self.steps.iter().rev() {
+            let x = input.detach().set_requires_grad(true);
+            let y = axis.apply(block, &x, self.train);
+            (y * &grad).sum(tch::Kind::Float).backward();
+            grad = x.grad();
+        }
+        if self.start.requires_grad() {
+            (&self.start * grad).sum(tch::Kind::Float).backward();
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use tch::nn::{self, Module};
 use tch::Tensor;
 
-use crate::blocks::{over_frames, over_joints, Block};
+use crate::blocks::{over_frames, over_joints, Axis, Block, Recompute};
 use crate::config::ModelConfig;
 
 /// Disentangled features of a clip, both `(B, T, J, C)`.
@@ -89,6 +89,40 @@ impl Estimator {
         self.head.forward(&self.norm.forward(&x))
     }
 
+    /// [`Self::encode`] keeping only each block's input (activation
+    /// checkpointing). The features come back as leaves that collect the
+    /// gradient of every use; [`EncoderTape::backward`], called after the
+    /// last use's backward, carries it into the encoder.
+    pub fn encode_checkpointed(&self, x: &Tensor, train: bool) -> (Features, EncoderTape<'_>) {
+        let x = x.to_kind(self.kind());
+        let start = self.structural_embed.forward(&x) + &self.structural_pos;
+        let (s, structural) =
+            Recompute::forward(start, self.structural_blocks.iter().map(|b| (b, Axis::Joints)), train);
+        let start = self.dynamic_embed.forward(&x) + &self.dynamic_pos;
+        let (d, dynamic) = Recompute::forward(start, self.dynamic_blocks.iter().map(|b| (b, Axis::Frames)), train);
+        let features = Features { structural: s.set_requires_grad(true), dynamic: d.set_requires_grad(true) };
+        let leaves =
+            Features { structural: features.structural.shallow_clone(), dynamic: features.dynamic.shallow_clone() };
+        (features, EncoderTape { runs: [(structural, leaves.structural), (dynamic, leaves.dynamic)] })
+    }
+
+    /// [`Self::decode`] keeping only each block's input. The result's graph
+    /// reaches back to the last block only; [`DecoderTape::backward`], called
+    /// after the backward of the loss built on it, carries the gradient on
+    /// into the blocks, the fusion and `structural`/`dynamic`.
+    pub fn decode_checkpointed(&self, structural: &Tensor, dynamic: &Tensor, train: bool) -> (Tensor, DecoderTape<'_>) {
+        let mut start = self.fuse.forward(&Tensor::cat(&[structural, dynamic], -1));
+        start = start + &self.decoder_spatial_pos + &self.decoder_temporal_pos;
+        let blocks = self
+            .spatial_blocks
+            .iter()
+            .zip(&self.temporal_blocks)
+            .flat_map(|(s, t)| [(s, Axis::Joints), (t, Axis::Frames)]);
+        let (x, run) = Recompute::forward(start, blocks, train);
+        let leaf = x.set_requires_grad(true);
+        (self.head.forward(&self.norm.forward(&leaf)), DecoderTape { run, leaf })
+    }
+
     /// The kind the weights (and so the activations) are in.
     pub fn kind(&self) -> tch::Kind {
         self.structural_embed.ws.kind()
@@ -97,6 +131,41 @@ impl Estimator {
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
         let f = self.encode(x, train);
         self.decode(&f.structural, &f.dynamic, train)
+    }
+}
+
+/// The encoder runs of a checkpointed [`Estimator::encode_checkpointed`].
+pub struct EncoderTape<'a> {
+    /// (structural or dynamic run, its output leaf).
+    runs: [(Recompute<'a>, Tensor); 2],
+}
+
+impl EncoderTape<'_> {
+    /// Backward through the encoder with the gradient the feature leaves
+    /// collected (a feature nothing used is skipped).
+    pub fn backward(self) {
+        for (run, leaf) in self.runs {
+            let grad = leaf.grad();
+            if grad.defined() {
+                run.backward(&grad);
+            }
+        }
+    }
+}
+
+/// The decoder run of a checkpointed [`Estimator::decode_checkpointed`].
+pub struct DecoderTape<'a> {
+    run: Recompute<'a>,
+    /// The last block's output, where the loss's backward stops.
+    leaf: Tensor,
+}
+
+impl DecoderTape<'_> {
+    pub fn backward(self) {
+        let grad = self.leaf.grad();
+        if grad.defined() {
+            self.run.backward(&grad);
+        }
     }
 }
 
@@ -135,6 +204,57 @@ mod tests {
         let diff = |a: &Tensor, b: &Tensor| f64::try_from((a.get(0).get(0) - b.get(0).get(0)).abs().max()).unwrap();
         assert!(diff(&f.structural, &g2.structural) < 1e-6);
         assert!(diff(&f.dynamic, &g2.dynamic) > 1e-4);
+    }
+
+    /// Checkpointed encode/decode give the gradients of the plain passes,
+    /// for every parameter and for the input's graph.
+    #[test]
+    fn checkpointed_passes_give_the_plain_gradients() {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let g = Estimator::new(&vs.root(), &tiny());
+        let x = Tensor::randn([2, 9, 17, 2], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let target = Tensor::randn([2, 9, 17, 3], (Kind::Float, Device::Cpu));
+        let grads = |checkpointed: bool| -> Vec<(String, Tensor)> {
+            for t in vs.variables().values().chain([&x]) {
+                let grad = t.grad();
+                if grad.defined() {
+                    let _ = grad.detach().zero_();
+                }
+            }
+            // Features used twice (both decodes), as in cross-reconstruction.
+            if checkpointed {
+                let (f, encoder) = g.encode_checkpointed(&x, true);
+                for swap in [false, true] {
+                    let d = if swap { f.dynamic.flip([0]) } else { f.dynamic.shallow_clone() };
+                    let (y, decoder) = g.decode_checkpointed(&f.structural, &d, true);
+                    (y - &target).square().mean(Kind::Float).backward();
+                    decoder.backward();
+                }
+                encoder.backward();
+            } else {
+                let f = g.encode(&x, true);
+                let mut loss = Tensor::zeros([], (Kind::Float, Device::Cpu));
+                for swap in [false, true] {
+                    let d = if swap { f.dynamic.flip([0]) } else { f.dynamic.shallow_clone() };
+                    loss += (g.decode(&f.structural, &d, true) - &target).square().mean(Kind::Float);
+                }
+                loss.backward();
+            }
+            let mut out: Vec<(String, Tensor)> =
+                vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
+            out.push(("input".into(), x.grad().copy()));
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        };
+        let plain = grads(false);
+        let checkpointed = grads(true);
+        for ((name, a), (_, b)) in plain.iter().zip(&checkpointed) {
+            let scale = f64::try_from(a.abs().max()).unwrap().max(1e-6);
+            let diff = f64::try_from((a - b).abs().max()).unwrap();
+            assert!(diff <= 1e-4 * scale, "{name}: checkpointed gradient off by {diff} (scale {scale})");
+            assert!(f64::try_from(b.abs().sum(Kind::Float)).unwrap() > 0.0, "{name}: no gradient");
+        }
     }
 
     #[test]

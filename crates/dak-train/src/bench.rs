@@ -97,13 +97,11 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
 }
 
 /// The `work` of a training-step record: `train-g` for G alone (baseline),
-/// else `train-<ablation>`.
-pub fn train_work(ablation: Ablation) -> String {
-    if ablation == Ablation::Baseline {
-        "train-g".to_string()
-    } else {
-        format!("train-{}", ablation.name())
-    }
+/// else `train-<ablation>`; `-checkpointed` with activation checkpointing
+/// (which the PyTorch reference does not do).
+pub fn train_work(ablation: Ablation, checkpointed: bool) -> String {
+    let net = if ablation == Ablation::Baseline { "g" } else { ablation.name() };
+    format!("train-{net}{}", if checkpointed { "-checkpointed" } else { "" })
 }
 
 /// Training steps of `config.ablation` (baseline = G alone) at `batch`.
@@ -113,12 +111,14 @@ pub fn train_step(
     batch: usize,
     warmup: usize,
     steps: usize,
+    checkpointed: bool,
 ) -> Result<BenchRecord> {
     let config = TrainConfig { batch_size: batch, ..config.clone() };
     let frames = config.model.frames;
-    let work = train_work(config.ablation);
+    let work = train_work(config.ablation, checkpointed);
     let precision = format!("{:?}", config.precision).to_lowercase();
     let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
+    trainer.set_checkpoint_activations(checkpointed)?;
     let windows = trainer.epoch_batches(0).remove(0);
     let t = median_time(device, warmup, steps, || {
         trainer.train_step(&windows, 0.5);
@@ -189,9 +189,12 @@ mod tests {
         config.model.encoder_layers = 2;
         config.model.decoder_layers = 1;
         config.model.heads = 2;
-        let r = train_step(&config, Device::Cpu, 4, 1, 2).unwrap();
-        assert_eq!(r.work, "train-full");
-        assert!(r.step_s > 0.0 && r.samples_per_s.unwrap() > 0.0);
+        for checkpointed in [false, true] {
+            let r = train_step(&config, Device::Cpu, 4, 1, 2, checkpointed).unwrap();
+            assert_eq!(r.work, if checkpointed { "train-full-checkpointed" } else { "train-full" });
+            assert!(r.step_s > 0.0 && r.samples_per_s.unwrap() > 0.0);
+        }
+        assert_eq!(train_work(Ablation::Baseline, false), "train-g");
         let data = random_data(9, 4);
         assert!(loader(&data.train, 9, 4, 0.05) > 0.0);
     }

@@ -118,34 +118,51 @@ fn every_loss_term_is_finite_and_decreases_on_a_fixed_batch() {
 /// Training runs the backward part by part to hold less memory; it must
 /// give the gradients of the one-piece objective, for every ablation and
 /// with the gradient reversal on.
+/// The backward part by part, and with activation checkpointing, against
+/// the one-piece backward of the summed objective: same terms, same
+/// gradient for every parameter.
 #[test]
-fn split_backward_gives_the_one_piece_gradients() {
+fn split_and_checkpointed_backward_give_the_one_piece_gradients() {
     for ablation in Ablation::ALL {
         let mut t = trainer(ablation);
         let windows = t.epoch_batches(0).remove(0);
-        let grads = |t: &mut Trainer, split: bool| {
+        let grads = |t: &mut Trainer, split: bool, checkpointed: bool| {
+            t.set_checkpoint_activations(checkpointed).unwrap();
             let terms = t.gradients(&windows, 3, 5.0, split);
             let mut g: Vec<(String, Tensor)> =
                 t.nets.vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
             g.sort_by(|a, b| a.0.cmp(&b.0));
             (terms, g)
         };
-        let (one_terms, one) = grads(&mut t, false);
-        let (split_terms, split) = grads(&mut t, true);
-        assert!((one_terms.total - split_terms.total).abs() <= 1e-6 * one_terms.total.abs(), "{ablation:?}");
-        let mut checked = 0;
-        for ((name, a), (_, b)) in one.iter().zip(&split) {
-            assert_eq!(a.defined(), b.defined(), "{ablation:?} {name}");
-            if !a.defined() {
-                continue;
+        let (one_terms, one) = grads(&mut t, false, false);
+        for checkpointed in [false, true] {
+            let (terms, split) = grads(&mut t, true, checkpointed);
+            let what = format!("{ablation:?} checkpointed={checkpointed}");
+            assert!((one_terms.total - terms.total).abs() <= 1e-6 * one_terms.total.abs(), "{what}");
+            let mut checked = 0;
+            for ((name, a), (_, b)) in one.iter().zip(&split) {
+                assert_eq!(a.defined(), b.defined(), "{what} {name}");
+                if !a.defined() {
+                    continue;
+                }
+                let scale = a.abs().max().double_value(&[]).max(1e-8);
+                let diff = (a - b).abs().max().double_value(&[]);
+                assert!(diff <= 1e-4 * scale, "{what} {name}: max |Δ| {diff:e} against {scale:e}");
+                checked += 1;
             }
-            let scale = a.abs().max().double_value(&[]).max(1e-8);
-            let diff = (a - b).abs().max().double_value(&[]);
-            assert!(diff <= 1e-4 * scale, "{ablation:?} {name}: max |Δ| {diff:e} against {scale:e}");
-            checked += 1;
+            assert!(checked > 10, "{what}: only {checked} gradients compared");
         }
-        assert!(checked > 10, "{ablation:?}: only {checked} gradients compared");
     }
+}
+
+#[test]
+fn checkpointing_refuses_dropout() {
+    let mut config = tiny(Ablation::Baseline);
+    config.model.dropout = 0.1;
+    let mut t = Trainer::new(config, data(), Device::Cpu).unwrap();
+    let err = t.set_checkpoint_activations(true).unwrap_err().to_string();
+    assert!(err.contains("dropout"), "{err}");
+    t.set_checkpoint_activations(false).unwrap();
 }
 
 #[test]

@@ -9,7 +9,8 @@
 
 use dak_augment::item_rng;
 use dak_core::{metrics, NUM_JOINTS};
-use dak_model::gradient_reversal;
+use dak_model::estimator::{DecoderTape, EncoderTape};
+use dak_model::{gradient_reversal, Estimator, Features};
 use dak_nn::geometry;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -86,6 +87,10 @@ pub struct Trainer {
     /// Epochs completed.
     pub epoch: usize,
     pub global_step: u64,
+    /// Recompute block activations in the backward instead of keeping them
+    /// (less memory, ~⅓ more compute; same gradients). Not part of the
+    /// configuration: it changes how a step runs, not what it computes.
+    checkpoint_activations: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -120,21 +125,36 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
 /// encoder's outputs are cut into leaves that collect the gradient of every
 /// part, and [`Sink::finish`] carries it into the encoder with one
 /// surrogate term Σ f · ∂L/∂f. The gradients are the same (up to summation
-/// order).
-struct Sink {
+/// order). `checkpointed` goes further: every estimator pass keeps only its
+/// blocks' inputs and recomputes each block during the backward
+/// ([`dak_model::blocks::Recompute`]), ~⅓ more compute for a fraction of
+/// the memory.
+struct Sink<'n> {
     backward: bool,
+    checkpointed: bool,
     total: Option<Tensor>,
     /// (encoder output, its leaf), for the surrogate.
     cuts: Vec<(Tensor, Tensor)>,
+    /// Checkpointed decoder runs waiting for the next part's backward.
+    decoders: Vec<DecoderTape<'n>>,
+    /// Checkpointed encoder runs, finished last.
+    encoders: Vec<EncoderTape<'n>>,
 }
 
-impl Sink {
-    fn graph() -> Sink {
-        Sink { backward: false, total: None, cuts: Vec::new() }
+impl<'n> Sink<'n> {
+    fn graph() -> Sink<'n> {
+        Sink {
+            backward: false,
+            checkpointed: false,
+            total: None,
+            cuts: Vec::new(),
+            decoders: Vec::new(),
+            encoders: Vec::new(),
+        }
     }
 
-    fn backward() -> Sink {
-        Sink { backward: true, ..Sink::graph() }
+    fn backward(checkpointed: bool) -> Sink<'n> {
+        Sink { backward: true, checkpointed, ..Sink::graph() }
     }
 
     fn cut(&mut self, t: &Tensor) -> Tensor {
@@ -146,9 +166,41 @@ impl Sink {
         leaf
     }
 
+    /// `net`'s features of `x`; with `cut`, as leaves that collect the
+    /// gradient of every part (G's features, used by several parts).
+    fn encode(&mut self, net: &'n Estimator, x: &Tensor, cut: bool) -> Features {
+        if self.checkpointed {
+            let (features, tape) = net.encode_checkpointed(x, true);
+            self.encoders.push(tape);
+            return features;
+        }
+        let f = net.encode(x, true);
+        if !cut {
+            return f;
+        }
+        Features { structural: self.cut(&f.structural), dynamic: self.cut(&f.dynamic) }
+    }
+
+    fn decode(&mut self, net: &'n Estimator, structural: &Tensor, dynamic: &Tensor) -> Tensor {
+        if self.checkpointed {
+            let (pose, tape) = net.decode_checkpointed(structural, dynamic, true);
+            self.decoders.push(tape);
+            return pose;
+        }
+        net.decode(structural, dynamic, true)
+    }
+
+    fn forward(&mut self, net: &'n Estimator, x: &Tensor) -> Tensor {
+        let f = self.encode(net, x, false);
+        self.decode(net, &f.structural, &f.dynamic)
+    }
+
     fn emit(&mut self, part: Tensor) {
         if self.backward {
             part.backward();
+            for tape in self.decoders.drain(..).rev() {
+                tape.backward();
+            }
         } else {
             self.total = Some(match self.total.take() {
                 Some(total) => total + part,
@@ -162,6 +214,7 @@ impl Sink {
         if !self.backward {
             return self.total;
         }
+        debug_assert!(self.decoders.is_empty(), "a checkpointed decode without its part");
         let surrogate: Vec<Tensor> = self
             .cuts
             .iter()
@@ -172,6 +225,9 @@ impl Sink {
             .collect();
         if !surrogate.is_empty() {
             Tensor::stack(&surrogate, 0).sum(Kind::Float).backward();
+        }
+        for tape in self.encoders.into_iter().rev() {
+            tape.backward();
         }
         None
     }
@@ -201,7 +257,24 @@ impl Trainer {
         tch::manual_seed(config.seed as i64);
         let nets = Nets::new(&config.model, ab, config.precision, device);
         let adam = Adam::new(&nets.vs, config.adam_betas, config.adam_eps);
-        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0 })
+        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, checkpoint_activations: false })
+    }
+
+    /// Activation checkpointing on or off (see [`Sink`]). The recomputation
+    /// must see the same dropout masks as the first pass, which tch cannot
+    /// replay, so it needs dropout 0 (the default).
+    pub fn set_checkpoint_activations(&mut self, on: bool) -> Result<()> {
+        if on && self.config.model.dropout > 0.0 {
+            return Err(Error::Config {
+                field: "model.dropout",
+                reason: format!(
+                    "{} with activation checkpointing: the recomputed blocks would draw other dropout masks; use dropout 0",
+                    self.config.model.dropout
+                ),
+            });
+        }
+        self.checkpoint_activations = on;
+        Ok(())
     }
 
     pub fn learning_rate(&self, epoch: usize) -> f64 {
@@ -249,7 +322,7 @@ impl Trainer {
     /// one piece.
     pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, split: bool) -> Losses {
         self.adam.zero_grad();
-        let mut sink = if split { Sink::backward() } else { Sink::graph() };
+        let mut sink = if split { Sink::backward(self.checkpoint_activations) } else { Sink::graph() };
         let terms = self.objective(windows, step, epoch, &mut sink);
         if let Some(total) = sink.finish() {
             total.backward();
@@ -258,7 +331,7 @@ impl Trainer {
     }
 
     /// Paper Eq. 1–8 for `windows`, part by part into `sink`.
-    fn objective(&self, windows: &[Window], step: u64, epoch: f64, sink: &mut Sink) -> Losses {
+    fn objective<'n>(&'n self, windows: &[Window], step: u64, epoch: f64, sink: &mut Sink<'n>) -> Losses {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
@@ -303,18 +376,18 @@ impl Trainer {
             Some((xs, _)) => Tensor::cat(&[&x, xs], 0),
             None => x.shallow_clone(),
         };
-        let f = self.nets.g.encode(&g_in.to_kind(kind), true);
-        let (fs, fdy) = (sink.cut(&f.structural), sink.cut(&f.dynamic));
+        let g = &self.nets.g;
+        let Features { structural: fs, dynamic: fdy } = sink.encode(g, &g_in.to_kind(kind), true);
         let (s, d) = (fs.narrow(0, 0, b), fdy.narrow(0, 0, b));
-        let part = mpjpe_loss(&self.nets.g.decode(&s, &d, true), &target, Some(&w));
+        let part = mpjpe_loss(&sink.decode(g, &s, &d), &target, Some(&w));
         pe += part.detach();
         sink.emit(part * l.pe);
         if let Some((_, target_sa)) = &twin {
             let (s_sa, d_sa) = (fs.narrow(0, b, b), fdy.narrow(0, b, b));
-            let part = mpjpe_loss(&self.nets.g.decode(&s, &d_sa, true), &target, Some(&w));
+            let part = mpjpe_loss(&sink.decode(g, &s, &d_sa), &target, Some(&w));
             fd += part.detach();
             sink.emit(part * l.fd);
-            let part = mpjpe_loss(&self.nets.g.decode(&s_sa, &d, true), target_sa, Some(&w));
+            let part = mpjpe_loss(&sink.decode(g, &s_sa, &d), target_sa, Some(&w));
             fd += part.detach();
             sink.emit(part * l.fd);
         }
@@ -323,7 +396,7 @@ impl Trainer {
         let direct = [(ab == crate::config::Ablation::SaDirect, &sma), (ab == crate::config::Ablation::DaDirect, &dma)];
         for (on, pair) in direct {
             if let (true, Some((xs, ts))) = (on, pair) {
-                let part = mpjpe_loss(&self.nets.g.forward(&xs.to_kind(kind), true), ts, None);
+                let part = mpjpe_loss(&sink.forward(g, &xs.to_kind(kind)), ts, None);
                 pe += part.detach();
                 sink.emit(part * l.pe);
             }
@@ -337,11 +410,11 @@ impl Trainer {
         // pass over both) so that each holds its activations alone.
         let lambda = cfg.grl.lambda(epoch);
         if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_sma, &self.nets.d_str, &sma) {
-            let part = mpjpe_loss(&aux.forward(&x.to_kind(kind), true), &target, Some(&w));
+            let part = mpjpe_loss(&sink.forward(aux, &x.to_kind(kind)), &target, Some(&w));
             pe += part.detach();
             sink.emit(part * l.pe);
-            let fa = aux.encode(&xs.to_kind(kind), true);
-            let part = mpjpe_loss(&aux.decode(&fa.structural, &fa.dynamic, true), ts, None);
+            let fa = sink.encode(aux, &xs.to_kind(kind), false);
+            let part = mpjpe_loss(&sink.decode(aux, &fa.structural, &fa.dynamic), ts, None);
             let syn = disc.forward(&gradient_reversal(&fa.structural, lambda));
             let real = disc.forward(&gradient_reversal(&s, lambda));
             let adv = lsgan_loss(&syn, &real);
@@ -350,11 +423,11 @@ impl Trainer {
             sink.emit(part * l.pe + adv * (l.adv_str * l.dg));
         }
         if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_dma, &self.nets.d_dyn, &dma) {
-            let part = mpjpe_loss(&aux.forward(&x.to_kind(kind), true), &target, Some(&w));
+            let part = mpjpe_loss(&sink.forward(aux, &x.to_kind(kind)), &target, Some(&w));
             pe += part.detach();
             sink.emit(part * l.pe);
-            let fa = aux.encode(&xs.to_kind(kind), true);
-            let part = mpjpe_loss(&aux.decode(&fa.structural, &fa.dynamic, true), ts, None);
+            let fa = sink.encode(aux, &xs.to_kind(kind), false);
+            let part = mpjpe_loss(&sink.decode(aux, &fa.structural, &fa.dynamic), ts, None);
             let syn = disc.forward(&gradient_reversal(&fa.dynamic, lambda), true);
             let real = disc.forward(&gradient_reversal(&d, lambda), true);
             let adv = lsgan_loss(&syn, &real);
