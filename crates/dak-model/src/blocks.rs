@@ -99,13 +99,16 @@ impl Axis {
 /// tch has no custom autograd nodes, so each recomputed block gets its
 /// incoming gradient through the surrogate Σ y · g, whose gradient is g.
 /// Needs deterministic blocks (dropout 0): the recomputation must see what
-/// the first pass saw.
+/// the first pass saw. Every block works clip by clip, so the recomputation
+/// also goes `chunk` clips at a time: the activations alive at once are one
+/// block's for `chunk` clips.
 pub struct Recompute<'a> {
     /// The run's input, with its graph (embedding, fusion).
     start: Tensor,
     /// Each block with its input, detached.
     steps: Vec<(&'a Block, Axis, Tensor)>,
     train: bool,
+    chunk: i64,
 }
 
 impl<'a> Recompute<'a> {
@@ -115,6 +118,7 @@ impl<'a> Recompute<'a> {
         start: Tensor,
         blocks: impl IntoIterator<Item = (&'a Block, Axis)>,
         train: bool,
+        chunk: usize,
     ) -> (Tensor, Recompute<'a>) {
         let mut steps = Vec::new();
         let mut x = start.detach();
@@ -124,17 +128,23 @@ impl<'a> Recompute<'a> {
                 steps.push((block, axis, std::mem::replace(&mut x, y)));
             }
         });
-        (x, Recompute { start, steps, train })
+        (x, Recompute { start, steps, train, chunk: chunk.max(1) as i64 })
     }
 
     /// `grad`: the gradient of the loss with respect to the run's output.
     pub fn backward(self, grad: &Tensor) {
         let mut grad = grad.shallow_clone();
         for (block, axis, input) in self.steps.iter().rev() {
-            let x = input.detach().set_requires_grad(true);
-            let y = axis.apply(block, &x, self.train);
-            (y * &grad).sum(tch::Kind::Float).backward();
-            grad = x.grad();
+            let clips = input.size()[0];
+            let mut grads = Vec::new();
+            for first in (0..clips).step_by(self.chunk as usize) {
+                let n = self.chunk.min(clips - first);
+                let x = input.narrow(0, first, n).detach().set_requires_grad(true);
+                let y = axis.apply(block, &x, self.train);
+                (y * grad.narrow(0, first, n)).sum(tch::Kind::Float).backward();
+                grads.push(x.grad());
+            }
+            grad = if grads.len() == 1 { grads.remove(0) } else { Tensor::cat(&grads, 0) };
         }
         if self.start.requires_grad() {
             (&self.start * grad).sum(tch::Kind::Float).backward();

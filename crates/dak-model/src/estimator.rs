@@ -92,14 +92,16 @@ impl Estimator {
     /// [`Self::encode`] keeping only each block's input (activation
     /// checkpointing). The features come back as leaves that collect the
     /// gradient of every use; [`EncoderTape::backward`], called after the
-    /// last use's backward, carries it into the encoder.
-    pub fn encode_checkpointed(&self, x: &Tensor, train: bool) -> (Features, EncoderTape<'_>) {
+    /// last use's backward, carries it into the encoder, recomputing
+    /// `chunk` clips at a time.
+    pub fn encode_checkpointed(&self, x: &Tensor, train: bool, chunk: usize) -> (Features, EncoderTape<'_>) {
         let x = x.to_kind(self.kind());
         let start = self.structural_embed.forward(&x) + &self.structural_pos;
         let (s, structural) =
-            Recompute::forward(start, self.structural_blocks.iter().map(|b| (b, Axis::Joints)), train);
+            Recompute::forward(start, self.structural_blocks.iter().map(|b| (b, Axis::Joints)), train, chunk);
         let start = self.dynamic_embed.forward(&x) + &self.dynamic_pos;
-        let (d, dynamic) = Recompute::forward(start, self.dynamic_blocks.iter().map(|b| (b, Axis::Frames)), train);
+        let (d, dynamic) =
+            Recompute::forward(start, self.dynamic_blocks.iter().map(|b| (b, Axis::Frames)), train, chunk);
         let features = Features { structural: s.set_requires_grad(true), dynamic: d.set_requires_grad(true) };
         let leaves =
             Features { structural: features.structural.shallow_clone(), dynamic: features.dynamic.shallow_clone() };
@@ -110,7 +112,13 @@ impl Estimator {
     /// reaches back to the last block only; [`DecoderTape::backward`], called
     /// after the backward of the loss built on it, carries the gradient on
     /// into the blocks, the fusion and `structural`/`dynamic`.
-    pub fn decode_checkpointed(&self, structural: &Tensor, dynamic: &Tensor, train: bool) -> (Tensor, DecoderTape<'_>) {
+    pub fn decode_checkpointed(
+        &self,
+        structural: &Tensor,
+        dynamic: &Tensor,
+        train: bool,
+        chunk: usize,
+    ) -> (Tensor, DecoderTape<'_>) {
         let mut start = self.fuse.forward(&Tensor::cat(&[structural, dynamic], -1));
         start = start + &self.decoder_spatial_pos + &self.decoder_temporal_pos;
         let blocks = self
@@ -118,7 +126,7 @@ impl Estimator {
             .iter()
             .zip(&self.temporal_blocks)
             .flat_map(|(s, t)| [(s, Axis::Joints), (t, Axis::Frames)]);
-        let (x, run) = Recompute::forward(start, blocks, train);
+        let (x, run) = Recompute::forward(start, blocks, train, chunk);
         let leaf = x.set_requires_grad(true);
         (self.head.forward(&self.norm.forward(&leaf)), DecoderTape { run, leaf })
     }
@@ -224,10 +232,11 @@ mod tests {
             }
             // Features used twice (both decodes), as in cross-reconstruction.
             if checkpointed {
-                let (f, encoder) = g.encode_checkpointed(&x, true);
+                // One clip at a time in the encoder, both at once in the decoder.
+                let (f, encoder) = g.encode_checkpointed(&x, true, 1);
                 for swap in [false, true] {
                     let d = if swap { f.dynamic.flip([0]) } else { f.dynamic.shallow_clone() };
-                    let (y, decoder) = g.decode_checkpointed(&f.structural, &d, true);
+                    let (y, decoder) = g.decode_checkpointed(&f.structural, &d, true, 2);
                     (y - &target).square().mean(Kind::Float).backward();
                     decoder.backward();
                 }

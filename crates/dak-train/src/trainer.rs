@@ -90,7 +90,8 @@ pub struct Trainer {
     /// Recompute block activations in the backward instead of keeping them
     /// (less memory, ~⅓ more compute; same gradients). Not part of the
     /// configuration: it changes how a step runs, not what it computes.
-    checkpoint_activations: bool,
+    /// `Some(clips)`: recompute that many clips at a time.
+    checkpoint_activations: Option<usize>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -131,7 +132,8 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
 /// the memory.
 struct Sink<'n> {
     backward: bool,
-    checkpointed: bool,
+    /// Checkpointed, recomputing this many clips at a time.
+    checkpointed: Option<usize>,
     total: Option<Tensor>,
     /// (encoder output, its leaf), for the surrogate.
     cuts: Vec<(Tensor, Tensor)>,
@@ -145,7 +147,7 @@ impl<'n> Sink<'n> {
     fn graph() -> Sink<'n> {
         Sink {
             backward: false,
-            checkpointed: false,
+            checkpointed: None,
             total: None,
             cuts: Vec::new(),
             decoders: Vec::new(),
@@ -153,7 +155,7 @@ impl<'n> Sink<'n> {
         }
     }
 
-    fn backward(checkpointed: bool) -> Sink<'n> {
+    fn backward(checkpointed: Option<usize>) -> Sink<'n> {
         Sink { backward: true, checkpointed, ..Sink::graph() }
     }
 
@@ -169,8 +171,8 @@ impl<'n> Sink<'n> {
     /// `net`'s features of `x`; with `cut`, as leaves that collect the
     /// gradient of every part (G's features, used by several parts).
     fn encode(&mut self, net: &'n Estimator, x: &Tensor, cut: bool) -> Features {
-        if self.checkpointed {
-            let (features, tape) = net.encode_checkpointed(x, true);
+        if let Some(chunk) = self.checkpointed {
+            let (features, tape) = net.encode_checkpointed(x, true, chunk);
             self.encoders.push(tape);
             return features;
         }
@@ -182,8 +184,8 @@ impl<'n> Sink<'n> {
     }
 
     fn decode(&mut self, net: &'n Estimator, structural: &Tensor, dynamic: &Tensor) -> Tensor {
-        if self.checkpointed {
-            let (pose, tape) = net.decode_checkpointed(structural, dynamic, true);
+        if let Some(chunk) = self.checkpointed {
+            let (pose, tape) = net.decode_checkpointed(structural, dynamic, true, chunk);
             self.decoders.push(tape);
             return pose;
         }
@@ -257,14 +259,14 @@ impl Trainer {
         tch::manual_seed(config.seed as i64);
         let nets = Nets::new(&config.model, ab, config.precision, device);
         let adam = Adam::new(&nets.vs, config.adam_betas, config.adam_eps);
-        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, checkpoint_activations: false })
+        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, checkpoint_activations: None })
     }
 
     /// Activation checkpointing on or off (see [`Sink`]). The recomputation
     /// must see the same dropout masks as the first pass, which tch cannot
     /// replay, so it needs dropout 0 (the default).
-    pub fn set_checkpoint_activations(&mut self, on: bool) -> Result<()> {
-        if on && self.config.model.dropout > 0.0 {
+    pub fn set_checkpoint_activations(&mut self, clips_per_chunk: Option<usize>) -> Result<()> {
+        if clips_per_chunk.is_some() && self.config.model.dropout > 0.0 {
             return Err(Error::Config {
                 field: "model.dropout",
                 reason: format!(
@@ -273,7 +275,13 @@ impl Trainer {
                 ),
             });
         }
-        self.checkpoint_activations = on;
+        if clips_per_chunk == Some(0) {
+            return Err(Error::Config {
+                field: "checkpoint_activations",
+                reason: "recompute chunks need at least 1 clip".into(),
+            });
+        }
+        self.checkpoint_activations = clips_per_chunk;
         Ok(())
     }
 

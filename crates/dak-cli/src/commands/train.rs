@@ -133,12 +133,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
     /// Activation checkpointing: keep only each transformer block's input
-    /// and recompute the block during the backward. Same gradients, a
+    /// and recompute the block during the backward, CLIPS clips at a time
+    /// (16 when no number is given; fewer holds less). Same gradients, a
     /// fraction of the activation memory, ~1/3 more compute; needs dropout 0.
     /// How a step runs, not what it computes: a run may be resumed with or
     /// without it.
-    #[arg(long)]
-    pub checkpoint_activations: bool,
+    #[arg(long, value_name = "CLIPS", num_args = 0..=1, default_missing_value = "16")]
+    pub checkpoint_activations: Option<usize>,
     /// Continue the run in --out from its last checkpoint (same configuration;
     /// only --epochs may grow).
     #[arg(long)]
@@ -453,7 +454,7 @@ fn bench(args: &TrainArgs, device: tch::Device) -> anyhow::Result<()> {
                     Ok(record) => serde_json::to_string(&record?)?,
                     Err(summary) => serde_json::json!({
                         "impl": "dak-pose", "device": dak_nn::device::device_name(device),
-                        "work": bench::train_work(ablation, checkpointed),
+                        "work": bench::train_work(ablation, checkpointed.is_some()),
                         "frames": frames, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
                         "out_of_memory": summary,
                     })
