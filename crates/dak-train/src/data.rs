@@ -84,6 +84,7 @@ pub struct VideoSet {
 
 type VideoKey = (String, String, String, String);
 
+#[derive(Clone)]
 struct FrameRow {
     frame: u32,
     action: String,
@@ -94,7 +95,14 @@ struct FrameRow {
 
 impl VideoSet {
     pub fn load(dirs: &[PathBuf], filter: &SourceFilter, input: Input2d) -> Result<Self> {
-        let mut rows: BTreeMap<VideoKey, Vec<FrameRow>> = BTreeMap::new();
+        Ok(Self::load_each(dirs, &[filter], input)?.remove(0))
+    }
+
+    /// One set per filter from one read of the shards (training and held-out
+    /// sets come from the same directories; each read verifies every file's
+    /// checksum). A frame that several filters keep is in each of their sets.
+    pub fn load_each(dirs: &[PathBuf], filters: &[&SourceFilter], input: Input2d) -> Result<Vec<Self>> {
+        let mut rows: Vec<BTreeMap<VideoKey, Vec<FrameRow>>> = filters.iter().map(|_| BTreeMap::new()).collect();
         let mut cameras = BTreeMap::new();
         for dir in dirs {
             let set = ShardSet::open(dir, Verify::Checksums)?;
@@ -111,7 +119,9 @@ impl VideoSet {
                 let b = batch?;
                 for i in 0..b.len() {
                     let (dataset, split, subject) = (b.dataset.value(i), b.split.value(i), b.subject.value(i));
-                    if !filter.keeps(dataset, split, subject) {
+                    let kept: Vec<usize> =
+                        (0..filters.len()).filter(|&k| filters[k].keeps(dataset, split, subject)).collect();
+                    if kept.is_empty() {
                         continue;
                     }
                     let px = match input {
@@ -131,16 +141,27 @@ impl VideoSet {
                         b.sequence.value(i).to_string(),
                         b.camera.value(i).to_string(),
                     );
-                    rows.entry(key).or_default().push(FrameRow {
+                    let row = FrameRow {
                         frame: b.frame.value(i),
                         action: b.action.value(i).to_string(),
                         input_px: px.to_vec(),
                         pose: b.joints_3d_camera_mm(i).try_into().expect("schema fixes 51 values"),
                         valid: b.valid.value(i),
-                    });
+                    };
+                    for &k in &kept {
+                        rows[k].entry(key.clone()).or_default().push(row.clone());
+                    }
                 }
             }
         }
+        rows.into_iter().map(|rows| Self::assemble(dirs, rows, &cameras)).collect()
+    }
+
+    fn assemble(
+        dirs: &[PathBuf],
+        rows: BTreeMap<VideoKey, Vec<FrameRow>>,
+        cameras: &BTreeMap<(String, String, String), Intrinsics>,
+    ) -> Result<Self> {
         let mut videos = Vec::with_capacity(rows.len());
         for ((dataset, subject, sequence, camera), mut frames) in rows {
             frames.sort_by_key(|r| r.frame);
@@ -401,6 +422,28 @@ mod tests {
         let z = flip_where(&x, &mask);
         assert_eq!(f64::try_from((z.get(1) - x.get(1)).abs().max()).unwrap(), 0.0);
         assert_eq!(f64::try_from((z.get(0) - y.get(0)).abs().max()).unwrap(), 0.0);
+    }
+
+    /// One read for several filters gives what a read per filter gives,
+    /// frames kept by both filters included.
+    #[test]
+    fn one_read_for_several_filters_equals_a_read_each() {
+        use dak_datasets::synth::{self, SynthConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("demo");
+        let config = SynthConfig { frames: 12, ..SynthConfig::default() };
+        synth::generate(&config, &out, false, vec![], Default::default(), &dak_io::Silent).unwrap();
+        let dirs = vec![out];
+        let train = SourceFilter { splits: vec!["train".into()], ..SourceFilter::default() };
+        let test = SourceFilter { splits: vec!["test".into()], ..SourceFilter::default() };
+        let everything = SourceFilter::default();
+        let sets = VideoSet::load_each(&dirs, &[&train, &test, &everything], Input2d::Detected).unwrap();
+        for (set, filter) in sets.iter().zip([&train, &test, &everything]) {
+            let alone = VideoSet::load(&dirs, filter, Input2d::Detected).unwrap();
+            assert!(!alone.videos.is_empty(), "{filter:?}");
+            assert_eq!(format!("{:?}", set.videos), format!("{:?}", alone.videos), "{filter:?}");
+        }
+        assert_eq!(sets[0].frames() + sets[1].frames(), sets[2].frames());
     }
 
     #[test]

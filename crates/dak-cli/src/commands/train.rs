@@ -302,8 +302,8 @@ fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData
         bail!("--shards is required: source shard directories from dak-prep");
     }
     check_dirs(&args.shards)?;
-    let train = VideoSet::load(&args.shards, &config.train, config.input_2d)?;
-    let eval = VideoSet::load(&args.shards, &config.eval, config.input_2d)?;
+    let mut sets = VideoSet::load_each(&args.shards, &[&config.train, &config.eval], config.input_2d)?;
+    let (eval, train) = (sets.pop().expect("two filters"), sets.pop().expect("two filters"));
     let eval = (!eval.videos.is_empty()).then_some(eval);
     if eval.is_none() {
         tracing::warn!("no held-out frames pass {:?}: metrics.jsonl will have no errors", config.eval);
