@@ -226,26 +226,69 @@ impl VideoSet {
 
     /// Stack windows into a batch.
     pub fn batch(&self, windows: &[Window], frames: usize, device: Device) -> Batch {
+        self.host_batch(windows, frames).to_device(device)
+    }
+
+    /// Stack windows into a batch in host memory (what the training loop's
+    /// background loader does while the device runs the previous step).
+    pub fn host_batch(&self, windows: &[Window], frames: usize) -> HostBatch {
         let n = windows.len();
-        let mut x = Vec::with_capacity(n * frames * J2);
-        let mut pose = Vec::with_capacity(n * frames * J3);
-        let mut valid = Vec::with_capacity(n * frames);
-        let mut cams = Vec::with_capacity(n * 9);
-        let mut screens = Vec::with_capacity(n * 2);
+        let mut b = HostBatch {
+            x: Vec::with_capacity(n * frames * J2),
+            pose: Vec::with_capacity(n * frames * J3),
+            valid: Vec::with_capacity(n * frames),
+            cams: Vec::with_capacity(n * 9),
+            screens: Vec::with_capacity(n * 2),
+            clips: n,
+            frames,
+        };
         for w in windows {
             let video = &self.videos[w.video];
             for t in 0..frames as i64 {
                 let f = (w.start + t).clamp(0, video.len() as i64 - 1) as usize;
-                x.extend_from_slice(&video.inputs[f * J2..(f + 1) * J2]);
-                pose.extend_from_slice(&video.poses_mm[f * J3..(f + 1) * J3]);
+                b.x.extend_from_slice(&video.inputs[f * J2..(f + 1) * J2]);
+                b.pose.extend_from_slice(&video.poses_mm[f * J3..(f + 1) * J3]);
                 // Padding frames repeat an edge: they carry no loss or metric.
                 let inside = (0..video.len() as i64).contains(&(w.start + t));
-                valid.push(if video.valid[f] && inside { 1.0f32 } else { 0.0 });
+                b.valid.push(if video.valid[f] && inside { 1.0f32 } else { 0.0 });
             }
-            cams.extend(intrinsics_row(&video.intrinsics));
-            screens.extend([f64::from(video.intrinsics.width_px), f64::from(video.intrinsics.height_px)]);
+            b.cams.extend(intrinsics_row(&video.intrinsics));
+            b.screens.extend([f64::from(video.intrinsics.width_px), f64::from(video.intrinsics.height_px)]);
         }
-        Batch::new(&x, &pose, &valid, &cams, &screens, n, frames, device)
+        b
+    }
+}
+
+/// A batch in host memory; [`HostBatch::to_device`] makes it a [`Batch`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    x: Vec<f32>,
+    pose: Vec<f32>,
+    valid: Vec<f32>,
+    cams: Vec<f64>,
+    screens: Vec<f64>,
+    clips: usize,
+    frames: usize,
+}
+
+impl HostBatch {
+    pub fn len(&self) -> usize {
+        self.clips
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clips == 0
+    }
+
+    pub fn to_device(&self, device: Device) -> Batch {
+        let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
+        Batch {
+            x: Tensor::from_slice(&self.x).view([n, t, j, 2]).to(device),
+            pose_mm: Tensor::from_slice(&self.pose).view([n, t, j, 3]).to(device),
+            valid: Tensor::from_slice(&self.valid).view([n, t]).to(device),
+            intrinsics: Tensor::from_slice(&self.cams).view([n, 9]).to(device),
+            screen: Tensor::from_slice(&self.screens).view([n, 2]).to(device),
+        }
     }
 }
 
@@ -265,27 +308,6 @@ pub struct Batch {
 }
 
 impl Batch {
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        x: &[f32],
-        pose: &[f32],
-        valid: &[f32],
-        cams: &[f64],
-        screens: &[f64],
-        n: usize,
-        t: usize,
-        device: Device,
-    ) -> Batch {
-        let (n, t, j) = (n as i64, t as i64, NUM_JOINTS as i64);
-        Batch {
-            x: Tensor::from_slice(x).view([n, t, j, 2]).to(device),
-            pose_mm: Tensor::from_slice(pose).view([n, t, j, 3]).to(device),
-            valid: Tensor::from_slice(valid).view([n, t]).to(device),
-            intrinsics: Tensor::from_slice(cams).view([n, 9]).to(device),
-            screen: Tensor::from_slice(screens).view([n, 2]).to(device),
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.x.size()[0] as usize
     }

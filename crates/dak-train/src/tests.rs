@@ -265,3 +265,23 @@ fn bf16_keeps_fp32_master_weights_and_trains() {
     assert!(last.pe.is_finite() && last.pe < first.pe, "{first:?} → {last:?}");
     assert!(t.adam.state().iter().any(|(n, v)| n.starts_with("adam.master.") && v.kind() == Kind::Float));
 }
+
+/// The epoch loop's loader thread feeds the steps exactly the batches of
+/// `epoch_batches`, in order, and gives the videos back.
+#[test]
+fn the_loader_thread_feeds_the_epoch_batches_in_order() {
+    let mut looped = trainer(Ablation::Full);
+    let mut stepped = trainer(Ablation::Full);
+    let frames = looped.data.train.frames();
+    looped.train_epoch(|_, _| {}).unwrap();
+    assert_eq!(looped.data.train.frames(), frames);
+    let batches = stepped.epoch_batches(0);
+    assert!(batches.len() > 1, "one batch shows nothing about order");
+    for (i, windows) in batches.iter().enumerate() {
+        stepped.train_step(windows, i as f64 / batches.len() as f64);
+    }
+    let (a, b) = (looped.nets.vs.variables(), stepped.nets.vs.variables());
+    for (name, v) in &a {
+        assert!(v.equal(&b[name]), "{name} differs after one epoch");
+    }
+}

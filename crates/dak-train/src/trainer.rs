@@ -19,9 +19,12 @@ use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
 use crate::config::TrainConfig;
-use crate::data::{self, Batch, SyntheticSet, VideoSet, Window};
+use crate::data::{self, Batch, HostBatch, SyntheticSet, VideoSet, Window};
 use crate::error::{Error, Result};
 use crate::nets::Nets;
+
+/// Batches the loader thread may have ready ahead of the steps.
+const LOADER_AHEAD: usize = 2;
 
 mod streams {
     pub const EPOCH_ORDER: u64 = 101;
@@ -313,13 +316,19 @@ impl Trainer {
     /// memory for the same gradients.
     pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
         let mut sink = Sink::graph();
-        let terms = self.objective(windows, step, epoch, &mut sink);
+        let terms =
+            self.objective(&self.data.train.host_batch(windows, self.config.model.frames), step, epoch, &mut sink);
         (sink.finish().expect("every ablation has a pose term"), terms)
     }
 
     /// One optimisation step on `windows`.
     pub fn train_step(&mut self, windows: &[Window], epoch_progress: f64) -> Losses {
-        let terms = self.gradients(windows, self.global_step, epoch_progress, true);
+        let batch = self.data.train.host_batch(windows, self.config.model.frames);
+        self.train_step_on(&batch, epoch_progress)
+    }
+
+    fn train_step_on(&mut self, batch: &HostBatch, epoch_progress: f64) -> Losses {
+        let terms = self.gradients_on(batch, self.global_step, epoch_progress, true);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
         terms
@@ -329,9 +338,14 @@ impl Trainer {
     /// with the backward part by part (`split`, as training runs it) or in
     /// one piece.
     pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, split: bool) -> Losses {
+        let batch = self.data.train.host_batch(windows, self.config.model.frames);
+        self.gradients_on(&batch, step, epoch, split)
+    }
+
+    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, split: bool) -> Losses {
         self.adam.zero_grad();
         let mut sink = if split { Sink::backward(self.checkpoint_activations) } else { Sink::graph() };
-        let terms = self.objective(windows, step, epoch, &mut sink);
+        let terms = self.objective(batch, step, epoch, &mut sink);
         if let Some(total) = sink.finish() {
             total.backward();
         }
@@ -339,12 +353,12 @@ impl Trainer {
     }
 
     /// Paper Eq. 1–8 for `windows`, part by part into `sink`.
-    fn objective<'n>(&'n self, windows: &[Window], step: u64, epoch: f64, sink: &mut Sink<'n>) -> Losses {
+    fn objective<'n>(&'n self, batch: &HostBatch, step: u64, epoch: f64, sink: &mut Sink<'n>) -> Losses {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
         tch::manual_seed((cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
-        let real: Batch = self.data.train.batch(windows, cfg.model.frames, self.device);
+        let real: Batch = batch.to_device(self.device);
         let b = real.len() as i64;
         let kind = self.nets.kind();
         let mut x = real.x.shallow_clone();
@@ -452,28 +466,47 @@ impl Trainer {
     }
 
     /// Train epoch `self.epoch` to its end; `on_step` sees each step's losses.
+    /// A loader thread assembles the next batches while a step runs.
     pub fn train_epoch(&mut self, mut on_step: impl FnMut(&Losses, usize)) -> Result<EpochRecord> {
         let started = std::time::Instant::now();
         let batches = self.epoch_batches(self.epoch);
         let n = batches.len();
+        let frames = self.config.model.frames;
         let mut mean = Losses::default();
         let mut samples = 0;
-        for (i, windows) in batches.iter().enumerate() {
-            let progress = self.epoch as f64 + i as f64 / n as f64;
-            let terms = self.train_step(windows, progress);
-            if !terms.total.is_finite() {
-                return Err(Error::Config {
-                    field: "learning_rate",
-                    reason: format!(
-                        "loss became {} at step {} (epoch {}): {terms:?}",
-                        terms.total, self.global_step, self.epoch
-                    ),
-                });
+        // The loader reads the videos while the steps borrow the trainer.
+        let videos = std::mem::take(&mut self.data.train);
+        let trained = std::thread::scope(|scope| -> Result<()> {
+            let (send, batches_ready) = std::sync::mpsc::sync_channel::<HostBatch>(LOADER_AHEAD);
+            let (videos, batches) = (&videos, &batches);
+            scope.spawn(move || {
+                for windows in batches {
+                    // A closed channel: the steps stopped early.
+                    if send.send(videos.host_batch(windows, frames)).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (i, batch) in batches_ready.iter().enumerate() {
+                let progress = self.epoch as f64 + i as f64 / n as f64;
+                let terms = self.train_step_on(&batch, progress);
+                if !terms.total.is_finite() {
+                    return Err(Error::Config {
+                        field: "learning_rate",
+                        reason: format!(
+                            "loss became {} at step {} (epoch {}): {terms:?}",
+                            terms.total, self.global_step, self.epoch
+                        ),
+                    });
+                }
+                mean.add_scaled(&terms, 1.0 / n as f64);
+                samples += batch.len();
+                on_step(&terms, batch.len());
             }
-            mean.add_scaled(&terms, 1.0 / n as f64);
-            samples += windows.len();
-            on_step(&terms, windows.len());
-        }
+            Ok(())
+        });
+        self.data.train = videos;
+        trained?;
         let seconds = started.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch: self.epoch,
