@@ -119,11 +119,10 @@ impl VideoSet {
                 let b = batch?;
                 for i in 0..b.len() {
                     let (dataset, split, subject) = (b.dataset.value(i), b.split.value(i), b.subject.value(i));
-                    let kept: Vec<usize> =
-                        (0..filters.len()).filter(|&k| filters[k].keeps(dataset, split, subject)).collect();
-                    if kept.is_empty() {
+                    let keeps = |k: &usize| filters[*k].keeps(dataset, split, subject);
+                    let Some(last) = (0..filters.len()).rev().find(keeps) else {
                         continue;
-                    }
+                    };
                     let px = match input {
                         Input2d::Gt => b.joints_2d_px(i),
                         Input2d::Detected => b.detected_2d_px(i).ok_or_else(|| Error::Data {
@@ -148,9 +147,11 @@ impl VideoSet {
                         pose: b.joints_3d_camera_mm(i).try_into().expect("schema fixes 51 values"),
                         valid: b.valid.value(i),
                     };
-                    for &k in &kept {
+                    // Copies only for the other filters that keep the frame.
+                    for k in (0..last).filter(keeps) {
                         rows[k].entry(key.clone()).or_default().push(row.clone());
                     }
+                    rows[last].entry(key).or_default().push(row);
                 }
             }
         }
