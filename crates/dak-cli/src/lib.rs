@@ -58,7 +58,7 @@ fn tune_malloc() {
 fn report_out_of_memory() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if let Some(summary) = panic_text(info.payload()).and_then(out_of_memory_summary) {
+        if let Some(summary) = dak_io::panic_text(info.payload()).and_then(out_of_memory_summary) {
             if CATCHING_OUT_OF_MEMORY.get() {
                 return;
             }
@@ -81,15 +81,10 @@ pub fn catch_out_of_memory<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let before = CATCHING_OUT_OF_MEMORY.replace(true);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     CATCHING_OUT_OF_MEMORY.set(before);
-    result.map_err(|payload| match panic_text(payload.as_ref()).and_then(out_of_memory_summary) {
+    result.map_err(|payload| match dak_io::panic_text(payload.as_ref()).and_then(out_of_memory_summary) {
         Some(summary) => summary,
         None => std::panic::resume_unwind(payload),
     })
-}
-
-/// A panic's message, when it has one (`panic!` with text, tch's unwraps).
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
-    payload.downcast_ref::<String>().map(String::as_str).or(payload.downcast_ref::<&str>().copied())
 }
 
 /// The one-line report for a libtorch out-of-memory message, `None` for

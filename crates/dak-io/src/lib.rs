@@ -28,7 +28,7 @@ pub use error::{Error, Result};
 pub use frames::{SourceFrameBuilder, SourceFrameRow, SourceFrames, TwoDSource};
 pub use manifest::{FileEntry, Manifest};
 pub use progress::{Reporter, Silent};
-pub use read::{ShardReader, ShardSet, Verify};
+pub use read::{panic_text, ShardReader, ShardSet, Verify};
 pub use schema::Table;
 pub use sharding::{ShardRecord, ShardSpec};
 pub use write::{OutputDir, Prepared, ShardWriter, WriterOptions};

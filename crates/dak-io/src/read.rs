@@ -90,13 +90,15 @@ impl<R: std::io::Read> std::io::Read for EndIsError<R> {
 /// error naming it, not a crash of the whole program.
 fn contain_panic<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("decoder failure");
+        let what = panic_text(panic.as_ref()).unwrap_or("decoder failure");
         Error::Damaged { path: path.to_path_buf(), what: what.to_string() }
     })
+}
+
+/// A panic's message, when it has one (`panic!` with text, `expect`,
+/// tch's unwraps).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> Option<&str> {
+    payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied())
 }
 
 fn identity(path: &Path, builder: &ParquetRecordBatchReaderBuilder<ShardFile>) -> Result<(String, String)> {
