@@ -119,6 +119,16 @@ pub fn normalize_screen(pixel: &Vector2<f64>, width_px: u32, height_px: u32) -> 
     Vector2::new(pixel.x / w * 2.0 - 1.0, pixel.y / w * 2.0 - h / w)
 }
 
+/// [`normalize_screen`] for a run of f32 `(x, y)` pixel pairs, appended
+/// to `out` (the form batch assembly and inference need).
+pub fn normalize_screen_f32(px: &[f32], width_px: u32, height_px: u32, out: &mut Vec<f32>) {
+    let (w, h) = (width_px as f32, height_px as f32);
+    for p in px.chunks_exact(2) {
+        out.push(p[0] / w * 2.0 - 1.0);
+        out.push(p[1] / w * 2.0 - h / w);
+    }
+}
+
 /// VideoPose3D `image_coordinates`, the inverse of [`normalize_screen`].
 pub fn image_coordinates(screen: &Vector2<f64>, width_px: u32, height_px: u32) -> Vector2<f64> {
     let w = f64::from(width_px);
@@ -197,6 +207,18 @@ impl Camera {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn f32_screen_normalisation_is_normalize_screen() {
+        let px = [0.0f32, 0.0, 1000.0, 1002.0, 500.0, 501.0, 123.25, 987.5];
+        let mut out = Vec::new();
+        normalize_screen_f32(&px, 1000, 1002, &mut out);
+        assert_eq!(out.len(), px.len());
+        for (p, o) in px.chunks_exact(2).zip(out.chunks_exact(2)) {
+            let want = normalize_screen(&Vector2::new(f64::from(p[0]), f64::from(p[1])), 1000, 1002);
+            assert!((f64::from(o[0]) - want.x).abs() < 1e-6 && (f64::from(o[1]) - want.y).abs() < 1e-6, "{p:?}");
+        }
+    }
 
     /// Human3.6M camera 54138969 as VideoPose3D lists it.
     pub(crate) fn h36m_cam0() -> Intrinsics {

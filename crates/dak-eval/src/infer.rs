@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, RecordBatch, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
+use dak_core::camera::normalize_screen_f32;
 use dak_core::{Intrinsics, NUM_JOINTS};
-use dak_train::data::{normalize_px, Video};
+use dak_train::data::Video;
 use dak_train::trainer::predict_videos;
 use dak_train::VideoSet;
 use tch::Device;
@@ -45,7 +46,7 @@ pub fn infer(
     let mut inputs = Vec::with_capacity(px.len() * NUM_JOINTS * 2);
     for frame in &px {
         let flat: Vec<f32> = frame.iter().flatten().copied().collect();
-        normalize_px(&flat, width, height, &mut inputs);
+        normalize_screen_f32(&flat, width, height, &mut inputs);
     }
     let n = px.len();
     // The network needs no camera: only the image size normalises the 2D.

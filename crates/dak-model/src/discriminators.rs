@@ -4,6 +4,15 @@ use tch::nn::{self, Module};
 use tch::Tensor;
 
 use crate::blocks::Block;
+use crate::estimator::Features;
+
+/// A critic of one encoder feature stream: D_str judges the structural
+/// stream, D_dyn the dynamic one. One score per clip, `(B,)`.
+pub trait Critic {
+    /// The stream of `features` this critic judges.
+    fn stream<'f>(&self, features: &'f Features) -> &'f Tensor;
+    fn judge(&self, stream: &Tensor, train: bool) -> Tensor;
+}
 
 /// D_str on structural features fused over time and joints: `(B, T, J, C)` → `(B,)`.
 #[derive(Debug)]
@@ -27,6 +36,16 @@ impl StructuralDiscriminator {
     pub fn forward(&self, structural: &Tensor) -> Tensor {
         let pooled = structural.mean_dim([1, 2].as_slice(), false, structural.kind());
         self.mlp.forward(&self.norm.forward(&pooled)).squeeze_dim(-1)
+    }
+}
+
+impl Critic for StructuralDiscriminator {
+    fn stream<'f>(&self, features: &'f Features) -> &'f Tensor {
+        &features.structural
+    }
+
+    fn judge(&self, stream: &Tensor, _train: bool) -> Tensor {
+        self.forward(stream)
     }
 }
 
@@ -57,5 +76,15 @@ impl DynamicDiscriminator {
         let pooled = dynamic.mean_dim([2].as_slice(), false, dynamic.kind());
         let h = self.block.forward(&(self.embed.forward(&self.norm.forward(&pooled)) + &self.pos), train);
         self.out.forward(&h.mean_dim([1].as_slice(), false, h.kind())).squeeze_dim(-1)
+    }
+}
+
+impl Critic for DynamicDiscriminator {
+    fn stream<'f>(&self, features: &'f Features) -> &'f Tensor {
+        &features.dynamic
+    }
+
+    fn judge(&self, stream: &Tensor, train: bool) -> Tensor {
+        self.forward(stream, train)
     }
 }

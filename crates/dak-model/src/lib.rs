@@ -14,7 +14,7 @@ pub mod estimator;
 pub mod grl;
 
 pub use config::ModelConfig;
-pub use discriminators::{DynamicDiscriminator, StructuralDiscriminator};
+pub use discriminators::{Critic, DynamicDiscriminator, StructuralDiscriminator};
 pub use estimator::{Estimator, Features};
 pub use grl::{gradient_reversal, GrlSchedule};
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
+use tch::Tensor;
 
 use crate::error::{Error, Result};
 
@@ -39,20 +40,28 @@ pub fn save<C: Serialize>(
         std::fs::remove_file(&model).map_err(|source| Error::Io { path: model.clone(), source })?;
     }
     for (name, vs) in weights {
-        let path = dir.join(name);
-        // tch picks the format from the extension, so the temporary name keeps it.
-        let tmp = dir.join(format!(".{name}.tmp.safetensors"));
-        vs.save(&tmp).map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|source| Error::Io { path: path.clone(), source })?;
+        let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        write_safetensors(&dir.join(name), &tensors)?;
     }
     let file = ModelFile { kind: kind.to_string(), format_version: FORMAT_VERSION, config, fit };
     let text = serde_json::to_string_pretty(&file).expect("model files serialize");
     dak_io::atomic::write_atomic(&model, text.as_bytes())
         .map_err(|e| Error::Model { path: model.clone(), reason: e.to_string() })?;
     Ok(())
+}
+
+/// Write named tensors as safetensors to `path` through a temporary name
+/// beside it, synced before the rename, so that a crash never leaves a
+/// partial file under `path`. tch picks the format from the extension, so
+/// the temporary keeps `.safetensors`.
+pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
+    let tmp = path.with_file_name(format!(".{name}.tmp.safetensors"));
+    Tensor::write_safetensors(tensors, &tmp).map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
 }
 
 /// Read `model.json` of `dir`, checking it holds a `kind` model.

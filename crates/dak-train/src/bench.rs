@@ -13,6 +13,7 @@ use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
 use crate::error::Result;
 use crate::trainer::{TrainData, Trainer};
 
+/// One measurement, one JSON line: `bench_torch.py` prints the same fields.
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRecord {
     #[serde(rename = "impl")]
@@ -22,9 +23,33 @@ pub struct BenchRecord {
     pub frames: usize,
     pub batch: usize,
     pub precision: String,
-    pub step_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub samples_per_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_per_s: Option<f64>,
+    /// Why a configuration that does not fit in memory has no timing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_memory: Option<String>,
+}
+
+impl BenchRecord {
+    /// The record of training steps of `config` at `batch`, not yet timed.
+    pub fn train(config: &TrainConfig, device: Device, batch: usize, checkpointed: bool) -> BenchRecord {
+        BenchRecord {
+            implementation: "dak-pose",
+            device: dak_nn::device::device_name(device),
+            work: train_work(config.ablation, checkpointed),
+            frames: config.model.frames,
+            batch,
+            precision: format!("{:?}", config.precision).to_lowercase(),
+            step_s: None,
+            samples_per_s: None,
+            frames_per_s: None,
+            out_of_memory: None,
+        }
+    }
 }
 
 fn sync(device: Device) {
@@ -113,27 +138,16 @@ pub fn train_step(
     steps: usize,
     checkpointed: Option<usize>,
 ) -> Result<BenchRecord> {
+    let record = BenchRecord::train(config, device, batch, checkpointed.is_some());
     let config = TrainConfig { batch_size: batch, ..config.clone() };
     let frames = config.model.frames;
-    let work = train_work(config.ablation, checkpointed.is_some());
-    let precision = format!("{:?}", config.precision).to_lowercase();
     let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
     trainer.set_checkpoint_activations(checkpointed)?;
     let windows = trainer.epoch_batches(0).remove(0);
     let t = median_time(device, warmup, steps, || {
         trainer.train_step(&windows, 0.5);
     });
-    Ok(BenchRecord {
-        implementation: "dak-pose",
-        device: dak_nn::device::device_name(device),
-        work,
-        frames,
-        batch,
-        precision,
-        step_s: t,
-        samples_per_s: Some(batch as f64 / t),
-        frames_per_s: None,
-    })
+    Ok(BenchRecord { step_s: Some(t), samples_per_s: Some(batch as f64 / t), ..record })
 }
 
 /// Inference of G alone on random input.
@@ -153,9 +167,10 @@ pub fn inference(g: &dak_model::Estimator, device: Device, batch: usize, warmup:
         frames,
         batch,
         precision: format!("{:?}", g.kind()).to_lowercase(),
-        step_s: t,
+        step_s: Some(t),
         samples_per_s: None,
         frames_per_s: Some((batch * frames) as f64 / t),
+        out_of_memory: None,
     }
 }
 
@@ -192,9 +207,21 @@ mod tests {
         for checkpointed in [None, Some(2)] {
             let r = train_step(&config, Device::Cpu, 4, 1, 2, checkpointed).unwrap();
             assert_eq!(r.work, if checkpointed.is_some() { "train-full-checkpointed" } else { "train-full" });
-            assert!(r.step_s > 0.0 && r.samples_per_s.unwrap() > 0.0);
+            assert!(r.step_s.unwrap() > 0.0 && r.samples_per_s.unwrap() > 0.0);
         }
         assert_eq!(train_work(Ablation::Baseline, false), "train-g");
+        // A configuration that does not fit: the same header, a reason, no timing.
+        let oom = BenchRecord {
+            out_of_memory: Some("CUDA out of memory".into()),
+            ..BenchRecord::train(&config, Device::Cpu, 64, true)
+        };
+        let row = serde_json::to_value(&oom).unwrap();
+        assert_eq!(
+            (row["work"].as_str(), row["frames"].as_u64(), row["batch"].as_u64()),
+            (Some("train-full-checkpointed"), Some(9), Some(64))
+        );
+        assert_eq!(row["out_of_memory"], "CUDA out of memory");
+        assert!(row.get("step_s").is_none() && row.get("samples_per_s").is_none());
         let data = random_data(9, 4);
         assert!(loader(&data.train, 9, 4, 0.05) > 0.0);
     }

@@ -39,15 +39,9 @@ fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::Checkpoint { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Write `tensors` to `path` through a temporary name (tch picks the format
-/// from the extension, so the temporary keeps `.safetensors`).
+/// Write `tensors` to `path` atomically; its size and SHA-256.
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(u64, String)> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}.tmp.safetensors"));
-    let cpu: Vec<(String, Tensor)> = tensors.iter().map(|(n, t)| (n.clone(), t.to_device(tch::Device::Cpu))).collect();
-    Tensor::write_safetensors(&cpu, &tmp).map_err(|e| checkpoint_error(&tmp, e.to_string()))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(Error::io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(path))?;
+    dak_nn::model_dir::write_safetensors(path, tensors).map_err(|e| checkpoint_error(path, e.to_string()))?;
     dak_io::atomic::sha256_file(path).map_err(|e| checkpoint_error(path, e.to_string()))
 }
 

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use dak_augment::source::SourceFilter;
+use dak_core::camera::normalize_screen_f32;
 use dak_core::{Intrinsics, NUM_JOINTS};
 use dak_io::{ShardSet, Table, Verify};
 use dak_nn::geometry::intrinsics_row;
@@ -30,15 +31,6 @@ pub enum Input2d {
     Gt,
     /// `detected_2d_px` (CPN on Human3.6M, noisy detections on the demo).
     Detected,
-}
-
-/// Pixels to VideoPose3D screen coordinates: x/w·2 − 1, y/w·2 − h/w.
-pub fn normalize_px(px: &[f32], width: u32, height: u32, out: &mut Vec<f32>) {
-    let (w, h) = (width as f32, height as f32);
-    for p in px.chunks_exact(2) {
-        out.push(p[0] / w * 2.0 - 1.0);
-        out.push(p[1] / w * 2.0 - h / w);
-    }
 }
 
 /// One camera's view of one sequence, frames in order.
@@ -174,7 +166,7 @@ impl VideoSet {
             let mut inputs = Vec::with_capacity(frames.len() * J2);
             let mut poses_mm = Vec::with_capacity(frames.len() * J3);
             for r in &frames {
-                normalize_px(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
+                normalize_screen_f32(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
                 poses_mm.extend_from_slice(&r.pose);
             }
             videos.push(Video {
@@ -213,6 +205,11 @@ impl VideoSet {
 
     /// Windows tiling every video with stride `stride` (the last may run
     /// past the end and is padded).
+    /// How many windows [`Self::windows`] makes, without making them.
+    pub fn window_count(&self, stride: usize) -> usize {
+        self.videos.iter().map(|v| v.len().div_ceil(stride.max(1))).sum()
+    }
+
     pub fn windows(&self, stride: usize) -> Vec<Window> {
         let mut out = Vec::new();
         for (v, video) in self.videos.iter().enumerate() {
@@ -328,7 +325,8 @@ pub fn root_relative_m(pose_mm: &Tensor) -> Tensor {
     (pose_mm - pose_mm.narrow(-2, 0, 1)) / 1000.0
 }
 
-/// Pixels `(B, T, 17, 2)` to screen coordinates with per-sample `(B, 2)` sizes.
+/// Pixels `(B, T, 17, 2)` to screen coordinates ([`dak_core::camera::normalize_screen`]) with
+/// per-sample `(B, 2)` sizes.
 pub fn normalize_px_tensor(px: &Tensor, screen: &Tensor) -> Tensor {
     let w = screen.select(1, 0).view([-1, 1, 1, 1]);
     let h = screen.select(1, 1).view([-1, 1, 1, 1]);
@@ -370,7 +368,7 @@ impl SyntheticSet {
                         });
                     }
                     let k = b.intrinsics(i);
-                    normalize_px(b.joints_2d_px(i), k.width_px, k.height_px, &mut x);
+                    normalize_screen_f32(b.joints_2d_px(i), k.width_px, k.height_px, &mut x);
                     pose.extend_from_slice(b.joints_3d_camera_mm(i));
                     modes.insert(b.mode.value(i).to_string());
                 }
@@ -472,7 +470,7 @@ mod tests {
     #[test]
     fn pixel_normalisation_matches_videopose3d() {
         let mut out = Vec::new();
-        normalize_px(&[0.0, 0.0, 1000.0, 1002.0, 500.0, 501.0], 1000, 1002, &mut out);
+        normalize_screen_f32(&[0.0, 0.0, 1000.0, 1002.0, 500.0, 501.0], 1000, 1002, &mut out);
         assert_eq!(out[..2], [-1.0, -1.002]);
         assert!((out[2] - 1.0).abs() < 1e-6 && (out[3] - 1.002).abs() < 1e-6);
         let t = normalize_px_tensor(

@@ -74,7 +74,7 @@ pub fn train(run: &Path, trainer: &mut Trainer, observer: &mut dyn RunObserver) 
     let mut records: Vec<EpochRecord> = read_metrics(run)?.into_iter().filter(|r| r.epoch < trainer.epoch).collect();
     write_metrics(run, &records)?;
     while trainer.epoch < trainer.config.epochs {
-        observer.epoch_started(trainer.epoch, trainer.epoch_batches(trainer.epoch).len());
+        observer.epoch_started(trainer.epoch, trainer.steps_per_epoch());
         let mut record = trainer.train_epoch(|l, n| observer.step(l, n))?;
         if let Some(eval) = &trainer.data.eval {
             record.eval = Some(trainer.evaluate(eval)?);

@@ -1,5 +1,6 @@
 //! Trainer tests on a tiny configuration and in-memory demo motion.
 
+use dak_core::camera::normalize_screen_f32;
 use dak_core::skeleton::pose_to_flat;
 use dak_core::{Intrinsics, NUM_JOINTS};
 use dak_datasets::synth::{self, motion::Action, SynthConfig};
@@ -7,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::checkpoint;
 use crate::config::{Ablation, Precision, TrainConfig};
-use crate::data::{normalize_px, root_relative_m, SyntheticSet, Video, VideoSet};
+use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
 use crate::trainer::{TrainData, Trainer};
 
 fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
@@ -25,7 +26,7 @@ fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
                         [v.x as f32, v.y as f32]
                     })
                     .collect();
-                normalize_px(&px, 1000, 1000, &mut inputs);
+                normalize_screen_f32(&px, 1000, 1000, &mut inputs);
                 let mut flat = [0.0f32; NUM_JOINTS * 3];
                 pose_to_flat(p, &mut flat);
                 poses_mm.extend_from_slice(&flat);
@@ -277,11 +278,23 @@ fn the_loader_thread_feeds_the_epoch_batches_in_order() {
     assert_eq!(looped.data.train.frames(), frames);
     let batches = stepped.epoch_batches(0);
     assert!(batches.len() > 1, "one batch shows nothing about order");
+    assert_eq!(stepped.steps_per_epoch(), batches.len());
     for (i, windows) in batches.iter().enumerate() {
         stepped.train_step(windows, i as f64 / batches.len() as f64);
     }
     let (a, b) = (looped.nets.vs.variables(), stepped.nets.vs.variables());
     for (name, v) in &a {
         assert!(v.equal(&b[name]), "{name} differs after one epoch");
+    }
+}
+
+/// Counting windows agrees with making them, for every stride and for
+/// videos shorter than, equal to and longer than it.
+#[test]
+fn window_count_is_the_number_of_windows() {
+    let mut set = videos(1, &[Action::Walk, Action::Squat], 10);
+    set.videos[1].valid.truncate(7);
+    for stride in 0..13 {
+        assert_eq!(set.window_count(stride), set.windows(stride).len(), "stride {stride}");
     }
 }

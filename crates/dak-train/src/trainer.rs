@@ -10,7 +10,7 @@
 use dak_augment::item_rng;
 use dak_core::{metrics, NUM_JOINTS};
 use dak_model::estimator::{DecoderTape, EncoderTape};
-use dak_model::{gradient_reversal, Estimator, Features};
+use dak_model::{gradient_reversal, Critic, Estimator, Features};
 use dak_nn::geometry;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -292,6 +292,11 @@ impl Trainer {
         self.config.learning_rate * self.config.lr_decay.powi(epoch as i32)
     }
 
+    /// Steps in one epoch (the length of [`Self::epoch_batches`]).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.train.window_count(self.config.stride()).div_ceil(self.config.batch_size)
+    }
+
     /// The batches of `epoch`, in order.
     pub fn epoch_batches(&self, epoch: usize) -> Vec<Vec<Window>> {
         let mut windows = self.data.train.windows(self.config.stride());
@@ -431,31 +436,24 @@ impl Trainer {
         // (every layer works per clip, so this is the same function as one
         // pass over both) so that each holds its activations alone.
         let lambda = cfg.grl.lambda(epoch);
-        if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_sma, &self.nets.d_str, &sma) {
+        let g_real = Features { structural: s, dynamic: d };
+        let adversaries: [(_, Option<&dyn Critic>, _, _, _); 2] = [
+            (&self.nets.g_sma, self.nets.d_str.as_ref().map(|c| c as _), &sma, l.adv_str, &mut adv_str),
+            (&self.nets.g_dma, self.nets.d_dyn.as_ref().map(|c| c as _), &dma, l.adv_dyn, &mut adv_dyn),
+        ];
+        for (aux, critic, pair, weight, adv_term) in adversaries {
+            let (Some(aux), Some(critic), Some((xs, ts))) = (aux, critic, pair) else { continue };
             let part = mpjpe_loss(&sink.forward(aux, &x.to_kind(kind)), &target, Some(&w));
             pe += part.detach();
             sink.emit(part * l.pe);
             let fa = sink.encode(aux, &xs.to_kind(kind), false);
             let part = mpjpe_loss(&sink.decode(aux, &fa.structural, &fa.dynamic), ts, None);
-            let syn = disc.forward(&gradient_reversal(&fa.structural, lambda));
-            let real = disc.forward(&gradient_reversal(&s, lambda));
+            let syn = critic.judge(&gradient_reversal(critic.stream(&fa), lambda), true);
+            let real = critic.judge(&gradient_reversal(critic.stream(&g_real), lambda), true);
             let adv = lsgan_loss(&syn, &real);
             pe += part.detach();
-            adv_str += adv.detach();
-            sink.emit(part * l.pe + adv * (l.adv_str * l.dg));
-        }
-        if let (Some(aux), Some(disc), Some((xs, ts))) = (&self.nets.g_dma, &self.nets.d_dyn, &dma) {
-            let part = mpjpe_loss(&sink.forward(aux, &x.to_kind(kind)), &target, Some(&w));
-            pe += part.detach();
-            sink.emit(part * l.pe);
-            let fa = sink.encode(aux, &xs.to_kind(kind), false);
-            let part = mpjpe_loss(&sink.decode(aux, &fa.structural, &fa.dynamic), ts, None);
-            let syn = disc.forward(&gradient_reversal(&fa.dynamic, lambda), true);
-            let real = disc.forward(&gradient_reversal(&d, lambda), true);
-            let adv = lsgan_loss(&syn, &real);
-            pe += part.detach();
-            adv_dyn += adv.detach();
-            sink.emit(part * l.pe + adv * (l.adv_dyn * l.dg));
+            *adv_term += adv.detach();
+            sink.emit(part * l.pe + adv * (weight * l.dg));
         }
 
         let total = &pe * l.pe + &fd * l.fd + (&adv_str * l.adv_str + &adv_dyn * l.adv_dyn) * l.dg;

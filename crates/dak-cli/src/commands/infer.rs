@@ -50,9 +50,12 @@ pub struct InferArgs {
     /// configuration with random weights). One JSON line per batch size.
     #[arg(long)]
     pub bench: bool,
-    /// Timed calls per batch size in --bench (after 5 untimed ones).
+    /// Timed calls per batch size in --bench (after --bench-warmup untimed ones).
     #[arg(long, default_value_t = 20, requires = "bench")]
     pub bench_steps: usize,
+    /// Untimed calls before each batch size's timed ones in --bench.
+    #[arg(long, default_value_t = 5, requires = "bench")]
+    pub bench_warmup: usize,
 }
 
 pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
@@ -105,7 +108,7 @@ fn bench(args: &InferArgs, device: tch::Device) -> anyhow::Result<()> {
         }
     };
     for batch in [1, 64, 1024] {
-        let record = dak_train::bench::inference(g, device, batch, 5, args.bench_steps);
+        let record = dak_train::bench::inference(g, device, batch, args.bench_warmup, args.bench_steps);
         crate::print_stdout(&format!("{}\n", serde_json::to_string(&record)?))?;
     }
     Ok(())

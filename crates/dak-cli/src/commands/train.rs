@@ -158,9 +158,14 @@ pub struct TrainArgs {
     /// instead. Prints one JSON line per measurement.
     #[arg(long)]
     pub bench: bool,
-    /// Timed steps per measurement (after 5 warm-up steps).
+    /// Timed steps per measurement (after --bench-warmup untimed ones).
     #[arg(long, default_value_t = 20)]
     pub bench_steps: usize,
+    /// Untimed warm-up steps before each measurement (allocator caches,
+    /// cuBLAS and autotuning start-up). Lower it for slow CPU runs where
+    /// only the peak memory is wanted.
+    #[arg(long, default_value_t = 5)]
+    pub bench_warmup: usize,
 }
 
 impl TrainArgs {
@@ -448,18 +453,16 @@ fn bench(args: &TrainArgs, device: tch::Device) -> anyhow::Result<()> {
                 // A configuration that does not fit in memory is a result
                 // too (T = 81 fp32 full method on one GPU); the grid goes on.
                 let checkpointed = args.checkpoint_activations;
-                let line = match crate::catch_out_of_memory(|| {
-                    bench::train_step(&config, device, batch, 5, args.bench_steps, checkpointed)
+                let record = match crate::catch_out_of_memory(|| {
+                    bench::train_step(&config, device, batch, args.bench_warmup, args.bench_steps, checkpointed)
                 }) {
-                    Ok(record) => serde_json::to_string(&record?)?,
-                    Err(summary) => serde_json::json!({
-                        "impl": "dak-pose", "device": dak_nn::device::device_name(device),
-                        "work": bench::train_work(ablation, checkpointed.is_some()),
-                        "frames": frames, "batch": batch, "precision": format!("{precision:?}").to_lowercase(),
-                        "out_of_memory": summary,
-                    })
-                    .to_string(),
+                    Ok(record) => record?,
+                    Err(summary) => bench::BenchRecord {
+                        out_of_memory: Some(summary),
+                        ..bench::BenchRecord::train(&config, device, batch, checkpointed.is_some())
+                    },
                 };
+                let line = serde_json::to_string(&record)?;
                 crate::print_stdout(&format!("{line}\n"))?;
             }
         }
