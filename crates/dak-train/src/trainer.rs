@@ -60,6 +60,18 @@ impl Losses {
     }
 }
 
+/// A step's five loss terms while they are still on the device: read back
+/// once the whole step (backward and update) is queued, so that the host
+/// waits for the device once per step and never in the middle of it.
+struct PendingLosses(Tensor);
+
+impl PendingLosses {
+    fn read(self) -> Losses {
+        let v = Vec::<f64>::try_from(self.0.to_kind(Kind::Double)).expect("five loss terms");
+        Losses { pe: v[0], fd: v[1], adv_str: v[2], adv_dyn: v[3], total: v[4] }
+    }
+}
+
 /// Held-out error of G, in mm over valid frames.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EvalResult {
@@ -315,7 +327,6 @@ impl Trainer {
         Tensor::from_slice(&flips).to(self.device)
     }
 
-    /// Forward pass and loss terms of one step; returns (total, terms).
     /// The step's objective as one tensor (for one `backward()`) and its
     /// terms. Training uses [`Self::train_step`], which holds far less
     /// memory for the same gradients.
@@ -323,7 +334,7 @@ impl Trainer {
         let mut sink = Sink::graph();
         let terms =
             self.objective(&self.data.train.host_batch(windows, self.config.model.frames), step, epoch, &mut sink);
-        (sink.finish().expect("every ablation has a pose term"), terms)
+        (sink.finish().expect("every ablation has a pose term"), terms.read())
     }
 
     /// One optimisation step on `windows`.
@@ -336,7 +347,7 @@ impl Trainer {
         let terms = self.gradients_on(batch, self.global_step, epoch_progress, true);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
-        terms
+        terms.read()
     }
 
     /// Replace the parameters' gradients by those of the step's objective,
@@ -344,10 +355,10 @@ impl Trainer {
     /// one piece.
     pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, split: bool) -> Losses {
         let batch = self.data.train.host_batch(windows, self.config.model.frames);
-        self.gradients_on(&batch, step, epoch, split)
+        self.gradients_on(&batch, step, epoch, split).read()
     }
 
-    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, split: bool) -> Losses {
+    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, split: bool) -> PendingLosses {
         self.adam.zero_grad();
         let mut sink = if split { Sink::backward(self.checkpoint_activations) } else { Sink::graph() };
         let terms = self.objective(batch, step, epoch, &mut sink);
@@ -358,7 +369,7 @@ impl Trainer {
     }
 
     /// Paper Eq. 1–8 for `windows`, part by part into `sink`.
-    fn objective<'n>(&'n self, batch: &HostBatch, step: u64, epoch: f64, sink: &mut Sink<'n>) -> Losses {
+    fn objective<'n>(&'n self, batch: &HostBatch, step: u64, epoch: f64, sink: &mut Sink<'n>) -> PendingLosses {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
@@ -457,10 +468,7 @@ impl Trainer {
         }
 
         let total = &pe * l.pe + &fd * l.fd + (&adv_str * l.adv_str + &adv_dyn * l.adv_dyn) * l.dg;
-        // One read-back for all five (each read waits for the device).
-        let values = Vec::<f64>::try_from(Tensor::stack(&[pe, fd, adv_str, adv_dyn, total], 0).to_kind(Kind::Double))
-            .expect("five loss terms");
-        Losses { pe: values[0], fd: values[1], adv_str: values[2], adv_dyn: values[3], total: values[4] }
+        PendingLosses(Tensor::stack(&[pe, fd, adv_str, adv_dyn, total], 0))
     }
 
     /// Train epoch `self.epoch` to its end; `on_step` sees each step's losses.
