@@ -135,12 +135,14 @@ for row in "27 fp32" "81 bf16"; do
     --frames "$frames" --precision "$precision" --method full --no-inference "${ref_extra[@]}"
 done
 # (c') ours with activation checkpointing (--checkpoint-activations; the
-# reference has none): peak memory and step time, T = 81 fp32 included.
-for row in "27 fp32" "81 fp32" "81 bf16"; do
-  read -r frames precision <<< "$row"
-  want peak && part_with_peak "peak-ours-full-t$frames-$precision-checkpointed" 180 "$bin/dak-train" --bench \
+# reference has none): peak memory and step time, T = 81 fp32 included;
+# recomputation in chunks of 16 clips (the default) and of 4 at T = 27 (on
+# the CPU, chunks of 4 held 1.5 GB less at C = 512 for +1 % step time).
+for row in "27 fp32 16" "27 fp32 4" "81 fp32 16" "81 bf16 16"; do
+  read -r frames precision clips <<< "$row"
+  want peak && part_with_peak "peak-ours-full-t$frames-$precision-checkpointed-c$clips" 180 "$bin/dak-train" --bench \
     --device "$device" --bench-steps 5 --frames "$frames" --precision "$precision" --ablation full \
-    --checkpoint-activations "${extra[@]}"
+    --checkpoint-activations="$clips" "${extra[@]}"
 done
 # Issue 5: one epoch of the default configuration (full method, C=512, L=4,
 # K=6, T=27, batch 64, fp32) on the demo shards, evaluated on the target

@@ -13,7 +13,8 @@ use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
 use crate::error::Result;
 use crate::trainer::{TrainData, Trainer};
 
-/// One measurement, one JSON line: `bench_torch.py` prints the same fields.
+/// One measurement, one JSON line, with the fields `bench_torch.py` prints
+/// (less its allocator peak, which libtorch does not expose through tch).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchRecord {
     #[serde(rename = "impl")]

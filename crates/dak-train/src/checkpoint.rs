@@ -41,7 +41,11 @@ fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Write `tensors` to `path` atomically; its size and SHA-256.
 fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(u64, String)> {
-    dak_nn::model_dir::write_safetensors(path, tensors).map_err(|e| checkpoint_error(path, e.to_string()))?;
+    dak_nn::model_dir::write_safetensors(path, tensors).map_err(|e| match e {
+        dak_nn::Error::Io { path, source } => Error::Io { path, source },
+        dak_nn::Error::Model { path, reason } => checkpoint_error(&path, reason),
+        other => checkpoint_error(path, other.to_string()),
+    })?;
     dak_io::atomic::sha256_file(path).map_err(|e| checkpoint_error(path, e.to_string()))
 }
 

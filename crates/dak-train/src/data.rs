@@ -203,13 +203,13 @@ impl VideoSet {
         })
     }
 
-    /// Windows tiling every video with stride `stride` (the last may run
-    /// past the end and is padded).
     /// How many windows [`Self::windows`] makes, without making them.
     pub fn window_count(&self, stride: usize) -> usize {
         self.videos.iter().map(|v| v.len().div_ceil(stride.max(1))).sum()
     }
 
+    /// Windows tiling every video with stride `stride` (the last may run
+    /// past the end and is padded).
     pub fn windows(&self, stride: usize) -> Vec<Window> {
         let mut out = Vec::new();
         for (v, video) in self.videos.iter().enumerate() {
@@ -469,15 +469,18 @@ mod tests {
 
     #[test]
     fn pixel_normalisation_matches_videopose3d() {
-        let mut out = Vec::new();
-        normalize_screen_f32(&[0.0, 0.0, 1000.0, 1002.0, 500.0, 501.0], 1000, 1002, &mut out);
-        assert_eq!(out[..2], [-1.0, -1.002]);
-        assert!((out[2] - 1.0).abs() < 1e-6 && (out[3] - 1.002).abs() < 1e-6);
+        let px = [0.0f32, 0.0, 1000.0, 1002.0, 500.0, 501.0, 123.25, 987.5];
+        let mut want = Vec::new();
+        normalize_screen_f32(&px, 1000, 1002, &mut want);
+        assert_eq!(want[..2], [-1.0, -1.002]);
         let t = normalize_px_tensor(
-            &Tensor::from_slice(&[1000.0f64, 1002.0]).view([1, 1, 1, 2]),
+            &Tensor::from_slice(&px).to_kind(Kind::Double).view([1, 1, 4, 2]),
             &Tensor::from_slice(&[1000.0f64, 1002.0]).view([1, 2]),
         );
-        let v = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
-        assert!((v[0] - 1.0).abs() < 1e-6 && (v[1] - 1.002).abs() < 1e-6);
+        let got = Vec::<f32>::try_from(t.flatten(0, -1)).unwrap();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6, "{got:?} vs {want:?}");
+        }
     }
 }

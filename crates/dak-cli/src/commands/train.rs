@@ -159,12 +159,12 @@ pub struct TrainArgs {
     #[arg(long)]
     pub bench: bool,
     /// Timed steps per measurement (after --bench-warmup untimed ones).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, requires = "bench")]
     pub bench_steps: usize,
     /// Untimed warm-up steps before each measurement (allocator caches,
     /// cuBLAS and autotuning start-up). Lower it for slow CPU runs where
     /// only the peak memory is wanted.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, requires = "bench")]
     pub bench_warmup: usize,
 }
 
