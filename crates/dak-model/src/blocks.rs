@@ -93,9 +93,10 @@ impl Axis {
 }
 
 /// A run of blocks whose activations were not kept (activation
-/// checkpointing): only each block's input is, and [`Recompute::backward`]
-/// runs each block again, last first, to carry the gradient of the run's
-/// output back into the block weights and into the graph of the run's input.
+/// checkpointing): only each block's input is. The run's output is a leaf
+/// that collects the gradient of its uses; [`Recompute::backward`], called
+/// after their backward, runs each block again, last first, to carry that
+/// gradient into the block weights and into the graph of the run's input.
 /// tch has no custom autograd nodes, so each recomputed block gets its
 /// incoming gradient through the surrogate Σ y · g, whose gradient is g.
 /// Needs deterministic blocks (dropout 0): the recomputation must see what
@@ -107,13 +108,15 @@ pub struct Recompute<'a> {
     start: Tensor,
     /// Each block with its input, detached.
     steps: Vec<(&'a Block, Axis, Tensor)>,
+    /// The run's output, a leaf.
+    output: Tensor,
     train: bool,
     chunk: i64,
 }
 
 impl<'a> Recompute<'a> {
     /// Runs `blocks` on `start` without recording a graph; returns the
-    /// output (no graph) and what the backward needs.
+    /// output (a leaf) and what the backward needs.
     pub fn forward(
         start: Tensor,
         blocks: impl IntoIterator<Item = (&'a Block, Axis)>,
@@ -128,12 +131,17 @@ impl<'a> Recompute<'a> {
                 steps.push((block, axis, std::mem::replace(&mut x, y)));
             }
         });
-        (x, Recompute { start, steps, train, chunk: chunk.max(1) as i64 })
+        let output = x.set_requires_grad(true);
+        (output.shallow_clone(), Recompute { start, steps, output, train, chunk: chunk.max(1) as i64 })
     }
 
-    /// `grad`: the gradient of the loss with respect to the run's output.
-    pub fn backward(self, grad: &Tensor) {
-        let mut grad = grad.shallow_clone();
+    /// Backward from the gradient the output collected (none: nothing used
+    /// it, nothing to do).
+    pub fn backward(self) {
+        let mut grad = self.output.grad();
+        if !grad.defined() {
+            return;
+        }
         for (block, axis, input) in self.steps.iter().rev() {
             let clips = input.size()[0];
             let mut grads = Vec::new();

@@ -102,10 +102,7 @@ impl Estimator {
         let start = self.dynamic_embed.forward(&x) + &self.dynamic_pos;
         let (d, dynamic) =
             Recompute::forward(start, self.dynamic_blocks.iter().map(|b| (b, Axis::Frames)), train, chunk);
-        let features = Features { structural: s.set_requires_grad(true), dynamic: d.set_requires_grad(true) };
-        let leaves =
-            Features { structural: features.structural.shallow_clone(), dynamic: features.dynamic.shallow_clone() };
-        (features, EncoderTape { runs: [(structural, leaves.structural), (dynamic, leaves.dynamic)] })
+        (Features { structural: s, dynamic: d }, EncoderTape { runs: [structural, dynamic] })
     }
 
     /// [`Self::decode`] keeping only each block's input. The result's graph
@@ -127,8 +124,7 @@ impl Estimator {
             .zip(&self.temporal_blocks)
             .flat_map(|(s, t)| [(s, Axis::Joints), (t, Axis::Frames)]);
         let (x, run) = Recompute::forward(start, blocks, train, chunk);
-        let leaf = x.set_requires_grad(true);
-        (self.head.forward(&self.norm.forward(&leaf)), DecoderTape { run, leaf })
+        (self.head.forward(&self.norm.forward(&x)), DecoderTape { run })
     }
 
     /// The kind the weights (and so the activations) are in.
@@ -144,36 +140,29 @@ impl Estimator {
 
 /// The encoder runs of a checkpointed [`Estimator::encode_checkpointed`].
 pub struct EncoderTape<'a> {
-    /// (structural or dynamic run, its output leaf).
-    runs: [(Recompute<'a>, Tensor); 2],
+    /// The structural and the dynamic run.
+    runs: [Recompute<'a>; 2],
 }
 
 impl EncoderTape<'_> {
-    /// Backward through the encoder with the gradient the feature leaves
+    /// Backward through the encoder with the gradient the features
     /// collected (a feature nothing used is skipped).
     pub fn backward(self) {
-        for (run, leaf) in self.runs {
-            let grad = leaf.grad();
-            if grad.defined() {
-                run.backward(&grad);
-            }
+        for run in self.runs {
+            run.backward();
         }
     }
 }
 
-/// The decoder run of a checkpointed [`Estimator::decode_checkpointed`].
+/// The decoder run of a checkpointed [`Estimator::decode_checkpointed`];
+/// the loss's backward stops at the last block's output.
 pub struct DecoderTape<'a> {
     run: Recompute<'a>,
-    /// The last block's output, where the loss's backward stops.
-    leaf: Tensor,
 }
 
 impl DecoderTape<'_> {
     pub fn backward(self) {
-        let grad = self.leaf.grad();
-        if grad.defined() {
-            self.run.backward(&grad);
-        }
+        self.run.backward();
     }
 }
 

@@ -154,7 +154,10 @@ struct Sink<'n> {
     cuts: Vec<(Tensor, Tensor)>,
     /// Checkpointed decoder runs waiting for the next part's backward.
     decoders: Vec<DecoderTape<'n>>,
-    /// Checkpointed encoder runs, finished last.
+    /// Checkpointed encoder runs of one part (features not cut), backward
+    /// after that part's decoders.
+    part_encoders: Vec<EncoderTape<'n>>,
+    /// Checkpointed encoder runs whose features every part uses, finished last.
     encoders: Vec<EncoderTape<'n>>,
 }
 
@@ -166,6 +169,7 @@ impl<'n> Sink<'n> {
             total: None,
             cuts: Vec::new(),
             decoders: Vec::new(),
+            part_encoders: Vec::new(),
             encoders: Vec::new(),
         }
     }
@@ -184,11 +188,13 @@ impl<'n> Sink<'n> {
     }
 
     /// `net`'s features of `x`; with `cut`, as leaves that collect the
-    /// gradient of every part (G's features, used by several parts).
+    /// gradient of every part (G's features, used by several parts);
+    /// without, they belong to the next emitted part, whose backward frees
+    /// them (checkpointed: runs their encoder's backward too).
     fn encode(&mut self, net: &'n Estimator, x: &Tensor, cut: bool) -> Features {
         if let Some(chunk) = self.checkpointed {
             let (features, tape) = net.encode_checkpointed(x, true, chunk);
-            self.encoders.push(tape);
+            if cut { &mut self.encoders } else { &mut self.part_encoders }.push(tape);
             return features;
         }
         let f = net.encode(x, true);
@@ -218,6 +224,9 @@ impl<'n> Sink<'n> {
             for tape in self.decoders.drain(..).rev() {
                 tape.backward();
             }
+            for tape in self.part_encoders.drain(..).rev() {
+                tape.backward();
+            }
         } else {
             self.total = Some(match self.total.take() {
                 Some(total) => total + part,
@@ -231,7 +240,10 @@ impl<'n> Sink<'n> {
         if !self.backward {
             return self.total;
         }
-        debug_assert!(self.decoders.is_empty(), "a checkpointed decode without its part");
+        debug_assert!(
+            self.decoders.is_empty() && self.part_encoders.is_empty(),
+            "a checkpointed pass without its part"
+        );
         let surrogate: Vec<Tensor> = self
             .cuts
             .iter()
