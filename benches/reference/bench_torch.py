@@ -215,7 +215,11 @@ def main():
                     torch.cuda.empty_cache()
                     continue
                 peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == "cuda" else None
-                print(json.dumps({**row, "step_s": t, "samples_per_s": args.batch / t, "peak_gib": peak}), flush=True)
+                # The update alone, from the last step's gradients (still in
+                # place): dak-train --bench's update_s.
+                update = timed(opt.step, args.steps, 1, device)
+                print(json.dumps({**row, "step_s": t, "samples_per_s": args.batch / t, "update_s": update,
+                                  "peak_gib": peak}), flush=True)
                 del model, opt
     if args.no_inference:
         return
