@@ -97,6 +97,15 @@ fn joints_3d(dir: &Path) -> Vec<f32> {
 #[test]
 fn every_mode_writes_clips_that_stats_and_readers_accept() {
     let out = tempfile::tempdir().unwrap();
+    // The demo shards hold the target domain's test cameras too; synthetic
+    // clips must only be seen through the training domain's.
+    let demo = ShardSet::open(&fixture().root.join("demo"), Verify::Sizes).unwrap();
+    let (source_cameras, target_cameras): (Vec<_>, Vec<_>) =
+        demo.cameras().unwrap().into_iter().partition(|c| c.dataset == "demo-source");
+    assert!(
+        !target_cameras.is_empty()
+            && target_cameras.iter().all(|t| source_cameras.iter().all(|s| s.intrinsics != t.intrinsics))
+    );
     for mode in ["structure", "sma", "dma"] {
         let dir = out.path().join(mode);
         ok(&sample(mode, &dir, &[]));
@@ -107,6 +116,12 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
         assert_eq!(report["mode"], mode);
         assert_eq!(report["synthetic"]["clips"], 40);
         assert!(report["source"]["clips"].as_u64().unwrap() > 0);
+        if mode != "dma" {
+            // The limb scales reach the clips: body proportions spread far
+            // wider than the source's (demo: ~0.33 against ~0.04).
+            let cv = |side: &str| report[side]["bone_length_spread_cv"].as_f64().unwrap();
+            assert!(cv("synthetic") > 3.0 * cv("source"), "{mode}: {} vs {}", cv("synthetic"), cv("source"));
+        }
         let mut ids = Vec::new();
         for batch in set.synthetic_clips() {
             let clips = batch.unwrap();
@@ -117,6 +132,10 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
                 assert_eq!(clips.source_dataset.value(i), "demo-source", "augmentors learn from the training split");
                 // The stored 2D is the projection of the stored 3D with the stored camera.
                 let k = clips.intrinsics(i);
+                assert!(
+                    source_cameras.iter().any(|c| c.intrinsics == k),
+                    "{mode} clip {i}: not a source camera: {k:?}"
+                );
                 let (x3, x2) = (clips.joints_3d_camera_mm(i), clips.joints_2d_px(i));
                 for f in [0usize, 13, 26] {
                     let pose = pose_from_flat(&x3[f * NUM_JOINTS * 3..(f + 1) * NUM_JOINTS * 3]);
@@ -238,4 +257,36 @@ fn fit_writes_a_loadable_model_and_skips_when_up_to_date() {
     let shards = f.root.join("demo");
     fit_tiny_sma(shards.to_str().unwrap(), &sma);
     assert_eq!(std::fs::metadata(sma.join("weights.safetensors")).unwrap().modified().unwrap(), before);
+}
+
+/// `fit --seed` decides the networks' starting weights too (fitted for 0
+/// steps, a model is its initialisation); a DMA model then samples clips of
+/// the length it was fitted for.
+#[test]
+fn fit_seed_sets_the_initial_weights() {
+    let f = fixture();
+    let shards = f.root.join("demo");
+    let out = tempfile::tempdir().unwrap();
+    for mode in ["sma", "dma"] {
+        let weights = |seed: &str, name: &str| {
+            let dir = out.path().join(format!("{mode}-{name}"));
+            let args =
+                ["-q", "fit", "--mode", mode, "--shards", shards.to_str().unwrap(), "--out", dir.to_str().unwrap()];
+            let t = if mode == "dma" { "9" } else { "27" };
+            let fit = ["--steps", "0", "--hidden", "16", "--seed", seed, "--clip-frames", t];
+            ok(&run("dak-augment", &[&args[..], &fit].concat()));
+            std::fs::read(dir.join("weights.safetensors")).unwrap()
+        };
+        let (a, b, c) = (weights("1", "a"), weights("1", "b"), weights("2", "c"));
+        assert_eq!(a, b, "{mode}: the same seed, the same start");
+        assert_ne!(a, c, "{mode}: another seed, another start");
+    }
+    let clips = out.path().join("clips");
+    let model = out.path().join("dma-a");
+    let args = ["-q", "--mode", "dma", "--model", model.to_str().unwrap(), "--shards", shards.to_str().unwrap()];
+    ok(&run("dak-augment", &[&args[..], &["--out", clips.to_str().unwrap(), "--clips", "4"]].concat()));
+    for batch in ShardSet::open(&clips, Verify::Sizes).unwrap().synthetic_clips() {
+        let b = batch.unwrap();
+        assert!((0..b.len()).all(|i| b.num_frames.value(i) == 9), "clips of the fitted T = 9");
+    }
 }

@@ -44,12 +44,20 @@ struct Row {
     valid: bool,
 }
 
+/// Every row of a converted set; also checks that each row's camera is in
+/// the camera table under (dataset, subject, camera), the key the trainer and
+/// the augmentors join on.
 fn rows(dir: &Path) -> HashMap<(String, String, u32), Row> {
     let set = ShardSet::open(dir, Verify::Checksums).unwrap();
+    let cameras: std::collections::HashSet<(String, String, String)> =
+        set.cameras().unwrap().into_iter().map(|c| (c.dataset, c.subject, c.camera)).collect();
     let mut out = HashMap::new();
     for batch in set.source_frames() {
         let b = batch.unwrap();
         for i in 0..b.len() {
+            let camera_key =
+                (b.dataset.value(i).to_string(), b.subject.value(i).to_string(), b.camera.value(i).to_string());
+            assert!(cameras.contains(&camera_key), "{}: no camera table row for {camera_key:?}", dir.display());
             let key = (b.sequence.value(i).to_string(), b.camera.value(i).to_string(), b.frame.value(i));
             let row = Row {
                 split: b.split.value(i).into(),
@@ -210,7 +218,8 @@ fn mpi_inf_3dhp_train_and_test_match_reference_values() {
     assert_eq!(rows.len() as u64, frames * cameras as u64 + test_frames);
     for s in train["samples"].as_array().unwrap() {
         let seq = format!("{}/{}", s["subject"].as_str().unwrap(), s["sequence"].as_str().unwrap());
-        let key = (seq, s["camera"].as_u64().unwrap().to_string(), s["frame"].as_u64().unwrap() as u32);
+        let camera = format!("{}/{}", s["sequence"].as_str().unwrap(), s["camera"].as_u64().unwrap());
+        let key = (seq, camera, s["frame"].as_u64().unwrap() as u32);
         let Some(row) = rows.get(&key) else { continue }; // cameras outside the default set
         let j = s["joint"].as_u64().unwrap() as usize;
         close(joint(&row.camera, j, 3), &s["camera_mm"], 2e-3, &format!("{key:?} annot3"));

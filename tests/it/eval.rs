@@ -18,7 +18,13 @@ fn compare_with_numpy(pred: &[Pose3], gt: &[Pose3]) {
     };
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("poses.json");
-    let json = serde_json::json!({ "pred": to_json(pred), "gt": to_json(gt), "pck_joints": metrics::PCK_JOINTS_3DHP });
+    // The reference takes the protocol's joints in 3DHP's own order, so a
+    // wrong PCK_JOINTS_3DHP cannot agree with it.
+    let json = serde_json::json!({
+        "pred": to_json(pred),
+        "gt": to_json(gt),
+        "to_3dhp": dak_core::joint_maps::MPI3DHP17_TO_H36M17,
+    });
     std::fs::write(&input, serde_json::to_vec(&json).unwrap()).unwrap();
     let out = ok(&Command::new(python)
         .arg(workspace_root().join("tests/python/metrics_reference.py"))

@@ -26,12 +26,6 @@ impl SourceFilter {
         let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
         ok(&self.datasets, dataset) && ok(&self.splits, split) && ok(&self.subjects, subject)
     }
-
-    /// Cameras carry no split: keep those of the kept datasets and subjects.
-    fn keeps_camera(&self, dataset: &str, subject: &str) -> bool {
-        let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
-        ok(&self.datasets, dataset) && ok(&self.subjects, subject)
-    }
 }
 
 /// A run of consecutive, valid frames of one camera's view of one sequence.
@@ -85,8 +79,9 @@ pub struct SourceLibrary {
 type RunKey = (String, String, String, String);
 
 impl SourceLibrary {
-    /// Read the source frames of `dirs` that pass `filter`. Invalid frames and
-    /// gaps in the frame numbers split a sequence into separate runs.
+    /// Read the source frames of `dirs` that pass `filter`, and the cameras
+    /// that filmed them. Invalid frames and gaps in the frame numbers split a
+    /// sequence into separate runs.
     pub fn load(dirs: &[PathBuf], filter: &SourceFilter) -> Result<Self> {
         let mut runs: BTreeMap<RunKey, Vec<(u32, [f32; NUM_JOINTS * 3])>> = BTreeMap::new();
         let mut cameras = Vec::new();
@@ -98,7 +93,7 @@ impl SourceLibrary {
                     reason: format!("holds `{}` shards, not source frames", set.manifest().schema),
                 });
             }
-            cameras.extend(set.cameras()?.into_iter().filter(|c| filter.keeps_camera(&c.dataset, &c.subject)));
+            cameras.extend(set.cameras()?);
             for batch in set.source_frames() {
                 let b = batch?;
                 for i in 0..b.len() {
@@ -117,6 +112,12 @@ impl SourceLibrary {
                 }
             }
         }
+        // Cameras carry no split: keep those that filmed a kept frame, so that
+        // a target domain's test cameras, stored beside the source, never
+        // project synthetic clips.
+        let filmed: std::collections::BTreeSet<(&str, &str, &str)> =
+            runs.keys().map(|(d, s, _, c)| (d.as_str(), s.as_str(), c.as_str())).collect();
+        cameras.retain(|c| filmed.contains(&(c.dataset.as_str(), c.subject.as_str(), c.camera.as_str())));
         let mut sequences = Vec::new();
         for ((dataset, subject, sequence, camera), mut frames) in runs {
             frames.sort_by_key(|(f, _)| *f);

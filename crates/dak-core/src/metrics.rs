@@ -123,7 +123,9 @@ pub fn mpjve(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
     Ok(total / ((pred.len() - 1) * NUM_JOINTS) as f64)
 }
 
-/// Fraction of the given joints within `threshold_mm` of the ground truth, over all frames.
+/// Fraction of the given joints closer than `threshold_mm` to the ground
+/// truth, over all frames (strictly closer, as the 3DHP protocol's
+/// `mpii_compute_3d_pck.m` counts `error < t`).
 pub fn pck(pred: &[Pose3], gt: &[Pose3], joints: &[usize], threshold_mm: f64) -> Result<f64, GeometryError> {
     check_same_len(pred, gt)?;
     let mut hits = 0usize;
@@ -131,7 +133,7 @@ pub fn pck(pred: &[Pose3], gt: &[Pose3], joints: &[usize], threshold_mm: f64) ->
     for (p, g) in pred.iter().zip(gt) {
         for &j in joints {
             total += 1;
-            if (p[j] - g[j]).norm() <= threshold_mm {
+            if (p[j] - g[j]).norm() < threshold_mm {
                 hits += 1;
             }
         }
@@ -150,9 +152,13 @@ pub fn auc(pred: &[Pose3], gt: &[Pose3], joints: &[usize]) -> Result<f64, Geomet
     Ok(sum / f64::from(n))
 }
 
-/// The 14 joints of the official 3DHP PCK (pelvis, spine and head excluded),
-/// in our H36M-17 indexing.
-pub const PCK_JOINTS_3DHP: [usize; 14] = [1, 2, 3, 4, 5, 6, 8, 9, 11, 12, 13, 14, 15, 16];
+/// The 14 joints of the official 3DHP PCK, in our H36M-17 indexing: the
+/// protocol's `mpii_get_pck_auc_joint_groups.m` counts 3DHP-17 joints 1–14
+/// (head top, neck, shoulders, elbows, wrists, hips, knees, ankles) and
+/// leaves out pelvis, spine and 3DHP's "head". Through
+/// [`crate::joint_maps::MPI3DHP17_TO_H36M17`] its head top is our head (10)
+/// and its neck our thorax (8); our neck/nose (9) is its excluded head.
+pub const PCK_JOINTS_3DHP: [usize; 14] = [1, 2, 3, 4, 5, 6, 8, 10, 11, 12, 13, 14, 15, 16];
 
 fn centroid(pose: &Pose3) -> Vector3<f64> {
     pose.iter().sum::<Vector3<f64>>() / NUM_JOINTS as f64
@@ -270,14 +276,30 @@ mod tests {
         // joint j is off by 10*j mm
         let pred: Pose3 = std::array::from_fn(|j| Vector3::new(10.0 * j as f64, 0.0, 0.0));
         let all: Vec<usize> = (0..NUM_JOINTS).collect();
-        // errors 0..160 step 10: those <= 150 are joints 0..=15 → 16/17
-        assert!((pck(&[pred], &[gt], &all, 150.0).unwrap() - 16.0 / 17.0).abs() < 1e-12);
-        // AUC = mean over t in 0:5:150 of #{j: 10j <= t}/17
+        // errors 0..160 step 10: those < 150 are joints 0..=14 → 15/17
+        // (an error equal to the threshold does not count, as in the protocol)
+        assert!((pck(&[pred], &[gt], &all, 150.0).unwrap() - 15.0 / 17.0).abs() < 1e-12);
+        assert_eq!(pck(&[pred], &[gt], &all, 0.0).unwrap(), 0.0);
+        // AUC = mean over t in 0:5:150 of #{j: 10j < t}/17
         let expected: f64 = auc_thresholds_mm()
-            .map(|t| (0..NUM_JOINTS).filter(|&j| 10.0 * j as f64 <= t).count() as f64 / 17.0)
+            .map(|t| (0..NUM_JOINTS).filter(|&j| (10.0 * j as f64) < t).count() as f64 / 17.0)
             .sum::<f64>()
             / 31.0;
         assert!((auc(&[pred], &[gt], &all).unwrap() - expected).abs() < 1e-12);
         assert_eq!(auc_thresholds_mm().count(), 31);
+    }
+
+    /// The PCK joints are the official groups' 3DHP-17 joints 0..14 (0-based)
+    /// carried through the joint map, not a list kept by hand.
+    #[test]
+    fn pck_joints_are_the_official_groups_in_our_indexing() {
+        use crate::joint_maps::MPI3DHP17_TO_H36M17;
+        let mut ours: Vec<usize> = (0..14)
+            .map(|k| MPI3DHP17_TO_H36M17.iter().position(|&m| m == k).expect("every 3DHP joint is mapped"))
+            .collect();
+        ours.sort_unstable();
+        assert_eq!(ours, PCK_JOINTS_3DHP);
+        assert!(PCK_JOINTS_3DHP.contains(&10), "3DHP's head top is our head");
+        assert!(!PCK_JOINTS_3DHP.contains(&9), "3DHP's head is out of the protocol");
     }
 }

@@ -240,8 +240,8 @@ pub fn convert(opts: &ConvertOptions, settings: &Mpi3dhpSettings, reporter: &dyn
                 })?;
                 records.push(CameraRecord {
                     dataset: DATASET.into(),
-                    subject: format!("{subject}/{seq}"),
-                    camera: c.to_string(),
+                    subject: subject.clone(),
+                    camera: train_camera_id(&seq, c),
                     intrinsics: cam.intrinsics(),
                     extrinsics: Some(cam.extrinsics()),
                 });
@@ -290,6 +290,13 @@ fn cell_views<'m>(file: &'m mat::MatFile, path: &Path, name: &str, width: usize)
         .collect()
 }
 
+/// A training camera's id, `Seq1/0`: each sequence directory has its own
+/// `camera.calibration`, and (dataset, subject, camera) keys the camera
+/// table, so the sequence is part of the camera's name.
+fn train_camera_id(seq: &str, camera: usize) -> String {
+    format!("{seq}/{camera}")
+}
+
 fn train_batch(settings: &Mpi3dhpSettings, subject: &str, seq: &str, path: &Path) -> Result<RecordBatch> {
     let file = mat::read(path)?;
     let annot2 = cell_views(&file, path, "annot2", ANNOTATED_JOINTS * 2)?;
@@ -300,7 +307,7 @@ fn train_batch(settings: &Mpi3dhpSettings, subject: &str, seq: &str, path: &Path
     let mut builder = SourceFrameBuilder::with_capacity(0);
     let (mut c3, mut p2) = (vec![0f32; 51], vec![0f32; 34]);
     for &c in &settings.cameras {
-        let camera = c.to_string();
+        let camera = train_camera_id(seq, c);
         let (Some(a2), Some(a3)) = (annot2.get(c), three_d.get(c)) else {
             return Err(Error::invalid(path, format!("has no annotation for camera {c}")));
         };

@@ -154,7 +154,8 @@ const POSE_IN: usize = 17 * 3;
 const DIRS: usize = NUM_BONES * 3;
 
 impl Sma {
-    /// Fresh networks (weights from `tch::manual_seed`).
+    /// Fresh networks, initialised from libtorch's generator (seed it with
+    /// `tch::manual_seed` first for reproducible weights).
     pub fn new(config: SmaConfig, device: Device) -> Result<Self> {
         config.validate()?;
         let generator_vs = nn::VarStore::new(device);

@@ -124,7 +124,7 @@ pub struct SampleArgs {
     /// Random seed: the same seed gives the same clips.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Clip length T (default: the SMA model's, else 27).
+    /// Clip length T (default: the SMA or DMA model's, else 27).
     #[arg(long)]
     pub clip_frames: Option<usize>,
     #[command(flatten)]
@@ -193,7 +193,12 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
             )
         }
         (Some(s), _) => s.config.clip_frames,
-        (None, t) => t.unwrap_or(27),
+        // A DMA model serves the T it was fitted for unless told otherwise.
+        (None, t) => match (t, &dma) {
+            (Some(t), _) => t,
+            (None, Some(_)) => dma_fitted_clip_frames(model_dir()?)?.unwrap_or(27),
+            (None, None) => 27,
+        },
     };
     let settings = serde_json::json!({
         "mode": format!("{:?}", args.mode).to_lowercase(),
@@ -336,7 +341,7 @@ pub struct FitArgs {
     /// Clips per step (default: 64 for sma, 32 references × K for dma).
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Adam learning rate (default: 2e-4 for sma, 1e-3 for dma).
+    /// Adam learning rate (default: 2e-4 for sma, 5e-4 for dma).
     #[arg(long)]
     pub lr: Option<f64>,
     /// Weight of the diversity term (default: 0.5 for sma, 0.02 for dma).
@@ -354,11 +359,11 @@ pub struct FitArgs {
     #[arg(long, default_value_t = 20.0)]
     pub max_bone_angle_deg: f64,
     /// SMA: largest global rotation about the camera's x, y (vertical), z axes.
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [15.0, 60.0, 15.0])]
-    pub max_rotation_deg: Vec<f64>,
+    #[arg(long, value_name = "X,Y,Z", default_value = "15,60,15")]
+    pub max_rotation_deg: Xyz,
     /// SMA: largest root translation along x, y, z (mm).
-    #[arg(long, value_delimiter = ',', num_args = 3, default_values_t = [300.0, 100.0, 500.0])]
-    pub max_translation_mm: Vec<f64>,
+    #[arg(long, value_name = "X,Y,Z", default_value = "300,100,500")]
+    pub max_translation_mm: Xyz,
     /// SMA: largest per-bone correction the motion generator adds between the ends.
     #[arg(long, default_value_t = 10.0)]
     pub max_motion_residual_deg: f64,
@@ -400,8 +405,8 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
                 noise_dim: args.noise_dim,
                 hidden: args.hidden,
                 max_bone_angle_deg: args.max_bone_angle_deg,
-                max_rotation_deg: three(&args.max_rotation_deg),
-                max_translation_mm: three(&args.max_translation_mm),
+                max_rotation_deg: args.max_rotation_deg.0,
+                max_translation_mm: args.max_translation_mm.0,
                 max_motion_residual_deg: args.max_motion_residual_deg,
                 max_root_residual_mm: args.max_root_residual_mm,
                 min_depth_mm: args.min_depth_mm,
@@ -421,6 +426,9 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
             }
             let library = args.source.load()?;
             let windows = library.windows(config.clip_frames)?;
+            // The initial weights come from libtorch's generator: seed it
+            // here, or --seed would change the fit but never the start.
+            tch::manual_seed(settings.seed as i64);
             let mut sma = Sma::new(config, device)?;
             let (g, d) = sma.parameters();
             tracing::info!("sma: {g} generator and {d} discriminator parameters, {} steps", settings.steps);
@@ -468,6 +476,7 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
             }
             let library = args.source.load()?;
             let windows = library.windows(reference + predicted)?;
+            tch::manual_seed(settings.seed as i64);
             let mut dma = Dma::new(config, device)?;
             tracing::info!(
                 "dma: {} parameters, {reference} reference + {predicted} predicted frames, {} steps",
@@ -487,8 +496,30 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
     }
 }
 
-fn three(v: &[f64]) -> [f64; 3] {
-    [v[0], v[1], v[2]]
+/// Three values given as `x,y,z` (one argument, as pipelines pass lists).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Xyz(pub [f64; 3]);
+
+impl std::str::FromStr for Xyz {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let values: Vec<f64> = s
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|e| format!("`{v}` is not a number: {e}")))
+            .collect::<Result<_, _>>()?;
+        match values[..] {
+            [x, y, z] if values.iter().all(|v| v.is_finite()) => Ok(Xyz([x, y, z])),
+            [_, _, _] => Err("values must be finite".into()),
+            _ => Err(format!("needs three values x,y,z; got {}", values.len())),
+        }
+    }
+}
+
+/// The clip length a DMA model was fitted for (its `fit` record).
+fn dma_fitted_clip_frames(dir: &Path) -> anyhow::Result<Option<usize>> {
+    let file = dak_nn::model_dir::read::<DmaConfig>(dir, dak_nn::dma::KIND)?;
+    Ok(file.fit.get("clip_frames").and_then(serde_json::Value::as_u64).map(|t| t as usize))
 }
 
 /// A finished model in `out` with the same configuration and fit settings.

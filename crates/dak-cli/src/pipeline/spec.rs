@@ -183,4 +183,29 @@ resume = false
         let e = error(&GOOD.replace("name = \"train\"", "name = \"prep\""));
         assert!(e.contains("used twice"), "{e}");
     }
+
+    /// A TOML list reaches the command as one `a,b,c` argument; three-valued
+    /// flags must take that form (clap counts values before it splits them).
+    #[test]
+    fn three_valued_flags_take_a_toml_list() {
+        let text = r#"
+[pipeline]
+name = "t"
+[[stage]]
+name = "fit"
+run = "augment fit"
+mode = "sma"
+shards = ["."]
+out = "target/pipeline-spec-test/sma"
+max_rotation_deg = [10, 20, 30]
+max_translation_mm = [1.5, 2, 3]
+"#;
+        let p = parse_text(text).unwrap();
+        let argv = &p.stages[0].raw.argv;
+        assert!(argv.windows(2).any(|w| w == ["--max-rotation-deg", "10,20,30"]), "{argv:?}");
+        let e = error(&text.replace("[10, 20, 30]", "[10, 20]"));
+        assert!(e.contains("max_rotation_deg") && e.contains("three values"), "{e}");
+        let e = error(&text.replace("[10, 20, 30]", "[10, \"x\", 30]"));
+        assert!(e.contains("`x` is not a number"), "{e}");
+    }
 }
