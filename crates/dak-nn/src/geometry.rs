@@ -16,10 +16,23 @@ fn parents() -> [i64; NUM_BONES] {
 
 /// `joint − parent` for joints 1..=16: `(..., 17, 3)` → `(..., 16, 3)`.
 pub fn bone_vectors(x: &Tensor) -> Tensor {
-    let device = x.device();
-    let children = Tensor::arange_start(1, NUM_JOINTS as i64, (Kind::Int64, device));
-    let parents = Tensor::from_slice(&parents()).to(device);
-    x.index_select(-2, &children) - x.index_select(-2, &parents)
+    x.narrow(-2, 1, NUM_BONES as i64) - gather_joints(x, &parents())
+}
+
+/// `x[..., indices[k], :]` for every k, along the joint axis (second to
+/// last), from views and one concatenation: an index tensor would be a
+/// host→device copy, and on a GPU each such copy waits for the device.
+pub fn gather_joints(x: &Tensor, indices: &[i64]) -> Tensor {
+    // Runs of consecutive indices become one view each.
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &i in indices {
+        match runs.last_mut() {
+            Some((start, len)) if *start + *len == i => *len += 1,
+            _ => runs.push((i, 1)),
+        }
+    }
+    let views: Vec<Tensor> = runs.into_iter().map(|(start, len)| x.narrow(-2, start, len)).collect();
+    Tensor::cat(&views, -2)
 }
 
 /// Rebuild joints from the root `(..., 3)` and bone vectors `(..., 16, 3)`.
@@ -163,6 +176,18 @@ mod tests {
                     .collect()
             })
             .collect()
+    }
+
+    #[test]
+    fn gathered_joints_equal_an_index_select() {
+        let x = Tensor::randn([2, 3, NUM_JOINTS as i64, 3], (Kind::Double, Device::Cpu));
+        for indices in [parents().to_vec(), vec![0, 4, 5, 6, 1, 2, 3], vec![16, 16, 0], vec![3]] {
+            let want = x.index_select(-2, &Tensor::from_slice(&indices));
+            assert!(gather_joints(&x, &indices).equal(&want), "{indices:?}");
+        }
+        let children = Tensor::arange_start(1, NUM_JOINTS as i64, (Kind::Int64, Device::Cpu));
+        let want = x.index_select(-2, &children) - x.index_select(-2, &Tensor::from_slice(&parents()));
+        assert!(bone_vectors(&x).equal(&want));
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub struct SmaConfig {
     /// Noise size of each of the three generators.
     pub noise_dim: usize,
     pub hidden: usize,
-    /// Largest rotation the BA generator applies to one bone.
+    /// Bound on each axis-angle component of the BA generator's rotation
+    /// of one bone (so the angle itself reaches at most √3 × this).
     pub max_bone_angle_deg: f64,
     /// Largest global rotation about the camera's x, y (vertical), z axes.
     pub max_rotation_deg: [f64; 3],

@@ -13,7 +13,7 @@ use dak_augment::source::SourceFilter;
 use dak_core::camera::normalize_screen_f32;
 use dak_core::{Intrinsics, NUM_JOINTS};
 use dak_io::{ShardSet, Table, Verify};
-use dak_nn::geometry::intrinsics_row;
+use dak_nn::geometry::{gather_joints, intrinsics_row};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
@@ -411,27 +411,13 @@ pub const FLIP_PERMUTATION: [i64; NUM_JOINTS] = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 1
 
 /// Mirror `(…, 17, D)` poses or keypoints about the camera's vertical axis:
 /// negate x and swap left and right joints (VideoPose3D's flip augmentation).
-/// Built from views of `x` and two concatenations, not from an index or sign
+/// Built from views of `x` and concatenations, not from an index or sign
 /// tensor: those would be host→device copies, each a wait for the device,
 /// several times in every training step.
 pub fn flip(x: &Tensor) -> Tensor {
     let d = *x.size().last().expect("non-scalar");
     let mirrored = Tensor::cat(&[x.narrow(-1, 0, 1).neg(), x.narrow(-1, 1, d - 1)], -1);
-    let runs: Vec<Tensor> =
-        permutation_runs(&FLIP_PERMUTATION).into_iter().map(|(start, len)| mirrored.narrow(-2, start, len)).collect();
-    Tensor::cat(&runs, -2)
-}
-
-/// A permutation as runs of consecutive source indices, `(start, length)`.
-fn permutation_runs(perm: &[i64]) -> Vec<(i64, i64)> {
-    let mut runs: Vec<(i64, i64)> = Vec::new();
-    for &p in perm {
-        match runs.last_mut() {
-            Some((start, len)) if *start + *len == p => *len += 1,
-            _ => runs.push((p, 1)),
-        }
-    }
-    runs
+    gather_joints(&mirrored, &FLIP_PERMUTATION)
 }
 
 /// Flip the samples where `mask` `(B,)` is true.
@@ -450,7 +436,6 @@ mod tests {
         let y = flip(&x);
         assert_eq!(f64::try_from((flip(&y) - &x).abs().max()).unwrap(), 0.0);
         // The same as gathering with the permutation and negating x, in 3D and 2D.
-        assert_eq!(permutation_runs(&FLIP_PERMUTATION).len(), 6);
         for v in [x.shallow_clone(), x.narrow(-1, 0, 2)] {
             let gathered = v.index_select(-2, &Tensor::from_slice(&FLIP_PERMUTATION));
             let sign = Tensor::from_slice(&[-1.0f32, 1.0, 1.0]).narrow(0, 0, v.size()[3]);

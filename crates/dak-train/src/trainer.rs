@@ -134,6 +134,17 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
         + (d_real.to_kind(Kind::Float).sigmoid() - 1.0).square().mean(Kind::Float)
 }
 
+/// A step's inputs on the device ([`Trainer::step_inputs`]): real clips,
+/// the structure factors of their twins, their flip mask, and the synthetic
+/// (2D, 3D) pairs with theirs.
+struct StepInputs {
+    real: Batch,
+    factors: Option<Tensor>,
+    flips: Tensor,
+    sma: Option<((Tensor, Tensor), Tensor)>,
+    dma: Option<((Tensor, Tensor), Tensor)>,
+}
+
 /// Where a step's parts go. `graph` sums them for one backward later, so
 /// every pass's activations are alive at once (a full step holds ~6.5
 /// passes of G). `backward` runs each part's backward as soon as it is
@@ -334,9 +345,41 @@ impl Trainer {
         Some(set.batch(&idx, self.device))
     }
 
-    fn flip_mask<R: Rng>(&self, n: usize, rng: &mut R) -> Tensor {
-        let flips: Vec<bool> = (0..n).map(|_| self.config.flip && rng.random_bool(0.5)).collect();
-        Tensor::from_slice(&flips).to(self.device)
+    /// Which of `n` clips to mirror (none without flip augmentation).
+    fn flip_draws<R: Rng>(&self, n: usize, rng: &mut R) -> Vec<bool> {
+        (0..n).map(|_| self.config.flip && rng.random_bool(0.5)).collect()
+    }
+
+    fn mask_on_device(&self, flips: &[bool]) -> Tensor {
+        Tensor::from_slice(flips).to(self.device)
+    }
+
+    /// Step `step`'s inputs on the device: the batch, the structure factors,
+    /// the flip masks and the synthetic pairs, drawn from the step's seed.
+    /// Made before the step's first kernel, gradient zeroing included: a
+    /// copy from pageable host memory waits until the device is idle.
+    fn step_inputs(&self, batch: &HostBatch, step: u64) -> StepInputs {
+        let cfg = &self.config;
+        let ab = cfg.ablation;
+        let mut rng = item_rng(cfg.seed, streams::STEP, step);
+        tch::manual_seed((cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
+        let real: Batch = batch.to_device(self.device);
+        let b = real.len();
+        let factors = ab.disentangles().then(|| {
+            let factors: Vec<f64> = (0..b).flat_map(|_| cfg.structure.sample(&mut rng).bone_factors()).collect();
+            Tensor::from_slice(&factors).view([b as i64, NUM_JOINTS as i64]).to(self.device)
+        });
+        let flips = self.mask_on_device(&self.flip_draws(b, &mut rng));
+        let sma = if ab.uses_sma() { self.synthetic(&self.data.sma, b, &mut rng) } else { None };
+        let dma = if ab.uses_dma() { self.synthetic(&self.data.dma, b, &mut rng) } else { None };
+        let (sma_flips, dma_flips) = (self.flip_draws(b, &mut rng), self.flip_draws(b, &mut rng));
+        StepInputs {
+            real,
+            factors,
+            flips,
+            sma: sma.map(|pair| (pair, self.mask_on_device(&sma_flips))),
+            dma: dma.map(|pair| (pair, self.mask_on_device(&dma_flips))),
+        }
     }
 
     /// The step's objective as one tensor (for one `backward()`) and its
@@ -344,8 +387,8 @@ impl Trainer {
     /// memory for the same gradients.
     pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
         let mut sink = Sink::graph();
-        let terms =
-            self.objective(&self.data.train.host_batch(windows, self.config.model.frames), step, epoch, &mut sink);
+        let inputs = self.step_inputs(&self.data.train.host_batch(windows, self.config.model.frames), step);
+        let terms = self.objective(inputs, epoch, &mut sink);
         (sink.finish().expect("every ablation has a pose term"), terms.read())
     }
 
@@ -371,9 +414,10 @@ impl Trainer {
     }
 
     fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, split: bool) -> PendingLosses {
+        let inputs = self.step_inputs(batch, step);
         self.adam.zero_grad();
         let mut sink = if split { Sink::backward(self.checkpoint_activations) } else { Sink::graph() };
-        let terms = self.objective(batch, step, epoch, &mut sink);
+        let terms = self.objective(inputs, epoch, &mut sink);
         if let Some(total) = sink.finish() {
             total.backward();
         }
@@ -381,41 +425,28 @@ impl Trainer {
     }
 
     /// Paper Eq. 1–8 for `windows`, part by part into `sink`.
-    fn objective<'n>(&'n self, batch: &HostBatch, step: u64, epoch: f64, sink: &mut Sink<'n>) -> PendingLosses {
+    fn objective<'n>(&'n self, inputs: StepInputs, epoch: f64, sink: &mut Sink<'n>) -> PendingLosses {
         let cfg = &self.config;
         let ab = cfg.ablation;
-        let mut rng = item_rng(cfg.seed, streams::STEP, step);
-        tch::manual_seed((cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
-        let real: Batch = batch.to_device(self.device);
+        let StepInputs { real, factors, flips: mask, sma, dma } = inputs;
         let b = real.len() as i64;
+        let flip_pair =
+            |((xs, ts), mask): ((Tensor, Tensor), Tensor)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask));
+        let (sma, dma) = (sma.map(flip_pair), dma.map(flip_pair));
         let kind = self.nets.kind();
         let mut x = real.x.shallow_clone();
         let mut target = real.target();
         let w = real.valid.shallow_clone();
 
         // Structure-augmented twin (x_sa, X_sa) with the same camera.
-        let mut twin = None;
-        if ab.disentangles() {
-            let factors: Vec<f64> = (0..b).flat_map(|_| cfg.structure.sample(&mut rng).bone_factors()).collect();
-            let factors = Tensor::from_slice(&factors).view([b, NUM_JOINTS as i64]).to(self.device);
+        let twin = factors.map(|factors| {
             let pose_sa = geometry::structure_augment(&real.pose_mm.to_kind(Kind::Double), &factors);
             let px = geometry::project(&pose_sa, &real.intrinsics);
-            twin = Some((
-                data::normalize_px_tensor(&px, &real.screen),
-                data::root_relative_m(&pose_sa).to_kind(Kind::Float),
-            ));
-        }
-        let mask = self.flip_mask(b as usize, &mut rng);
+            (data::normalize_px_tensor(&px, &real.screen), data::root_relative_m(&pose_sa).to_kind(Kind::Float))
+        });
         x = data::flip_where(&x, &mask);
         target = data::flip_where(&target, &mask);
         let twin = twin.map(|(xs, ts)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask)));
-        let sma = if ab.uses_sma() { self.synthetic(&self.data.sma, b as usize, &mut rng) } else { None };
-        let dma = if ab.uses_dma() { self.synthetic(&self.data.dma, b as usize, &mut rng) } else { None };
-        let flip_pair = |pair: Option<(Tensor, Tensor)>, mask: Tensor| {
-            pair.map(|(xs, ts)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask)))
-        };
-        let sma = flip_pair(sma, self.flip_mask(b as usize, &mut rng));
-        let dma = flip_pair(dma, self.flip_mask(b as usize, &mut rng));
 
         let l = &cfg.losses;
         let zero = || Tensor::zeros([], (Kind::Float, self.device));

@@ -355,7 +355,8 @@ pub struct FitArgs {
     /// SMA: noise size of each generator.
     #[arg(long, default_value_t = 16)]
     pub noise_dim: usize,
-    /// SMA: largest rotation of one bone by the BA generator.
+    /// SMA: bound on each axis-angle component of a bone's rotation by the BA
+    /// generator (the angle itself reaches at most √3 × this).
     #[arg(long, default_value_t = 20.0)]
     pub max_bone_angle_deg: f64,
     /// SMA: largest global rotation about the camera's x, y (vertical), z axes.
@@ -364,7 +365,8 @@ pub struct FitArgs {
     /// SMA: largest root translation along x, y, z (mm).
     #[arg(long, value_name = "X,Y,Z", default_value = "300,100,500")]
     pub max_translation_mm: Xyz,
-    /// SMA: largest per-bone correction the motion generator adds between the ends.
+    /// SMA: bound on each axis-angle component of the per-bone correction the
+    /// motion generator adds between the ends.
     #[arg(long, default_value_t = 10.0)]
     pub max_motion_residual_deg: f64,
     /// SMA: largest root correction of the motion generator (mm).
