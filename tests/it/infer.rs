@@ -66,6 +66,7 @@ fn coco_results_map_to_our_joints_and_gaps_are_filled() {
     assert!(frames[5]["interpolated"].as_array().unwrap().iter().all(|b| b == true));
     assert_eq!(frames[9]["interpolated"][13], true);
     assert_eq!(frames[9]["interpolated"][16], false);
+    assert_eq!(frames[5]["input_frame"], "5", "image ids name the frames");
     for f in frames {
         let root = &f["joints_3d_mm"][0];
         assert_eq!((root[0].as_f64(), root[1].as_f64(), root[2].as_f64()), (Some(0.0), Some(0.0), Some(0.0)));
@@ -86,6 +87,18 @@ fn an_openpose_folder_and_a_sequence_shorter_than_t_work() {
     let expected: serde_json::Value =
         serde_json::from_slice(&std::fs::read(kp.join("expected.json")).unwrap()).unwrap();
     assert_px(&p["frames"][0]["keypoints_2d_px"], &expected["openpose_frame0"]);
+    assert_eq!(p["frames"][11]["input_frame"], "video_000000000011_keypoints.json");
+
+    // Names as OpenPose's --image_dir writes them (frame_2 … frame_10, not
+    // zero-padded) come in frame order, not text order.
+    let out = kp.join("out-named");
+    ok(&infer(&kp.join("openpose_named"), &out, &[]));
+    let p = poses(&out);
+    for (t, f) in p["frames"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(f["input_frame"], format!("frame_{t}_keypoints.json"));
+        let x = f["keypoints_2d_px"][0][0].as_f64().unwrap();
+        assert!((x - expected["pelvis_x"][t].as_f64().unwrap()).abs() < 1e-3, "frame {t}: pelvis x {x}");
+    }
 
     // 5 frames against the model's T = 9: padded, and every frame answered.
     let out = kp.join("out-short");
@@ -103,6 +116,16 @@ fn a_malformed_keypoint_file_names_file_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad_coco.json") && err.contains("result 3") && err.contains("keypoints"), "{err}");
     assert!(!kp.join("out-bad").join("poses.json").exists());
+
+    let empty = kp.join("empty.csv");
+    std::fs::write(&empty, "\n").unwrap();
+    let out = infer(&empty, &kp.join("out-empty"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("empty.csv") && err.contains("no frames"), "{err}");
+
+    let out = infer(&kp.join("short.npy"), &kp.join("out-conf"), &["--min-confidence", "1.5"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--min-confidence 1.5"), "{err}");
 }
 
 /// The export loads, strictly by name, into the PyTorch twin of G in

@@ -123,6 +123,7 @@ fn a_run_writes_metrics_checkpoint_export_and_curves_and_is_then_up_to_date() {
     let model: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("export/model.json")).unwrap()).unwrap();
     assert_eq!(model["model"]["channels"], 16);
+    assert_eq!(model["trained_with_flip"], true);
     if let Some(python) = crate::support::python() {
         let script = "import sys\nfrom safetensors.torch import load_file\nw = load_file(sys.argv[1])\nprint(len([k for k in w if k.startswith('G')]), tuple(w['head.weight'].shape), tuple(w['structural.blocks.0.attn.qkv.weight'].shape))";
         let text = ok(&std::process::Command::new(python)
@@ -159,6 +160,12 @@ fn resuming_equals_the_uninterrupted_run() {
         std::fs::read(whole.join("export/model.safetensors")).unwrap(),
         std::fs::read(split.join("export/model.safetensors")).unwrap()
     );
+    // Loaded from its export as from its run, a model trained without flips
+    // gets no test-time flip.
+    for path in [whole.clone(), whole.join("export")] {
+        let model = dak_eval::model::LoadedModel::load(&path, tch::Device::Cpu).unwrap();
+        assert!(!model.trained_with_flip, "{}", path.display());
+    }
 }
 
 #[test]

@@ -82,6 +82,54 @@ pub const OPENPOSE18_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
 
 pub const OPENPOSE_JOINTS: usize = 18;
 
+/// COCO-17 keypoints (mmpose, detectron2: nose, l/r eye, l/r ear, l/r
+/// shoulder, l/r elbow, l/r wrist, l/r hip, l/r knee, l/r ankle) → ours,
+/// with [`OPENPOSE18_TO_H36M17`]'s approximations (thorax = mid-shoulders,
+/// as COCO has no neck point).
+pub const COCO17_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
+    &[(11, 0.5), (12, 0.5)],
+    &[(12, 1.0)],
+    &[(14, 1.0)],
+    &[(16, 1.0)],
+    &[(11, 1.0)],
+    &[(13, 1.0)],
+    &[(15, 1.0)],
+    &[(11, 0.25), (12, 0.25), (5, 0.25), (6, 0.25)],
+    &[(5, 0.5), (6, 0.5)],
+    &[(0, 1.0)],
+    &[(3, 0.5), (4, 0.5)],
+    &[(5, 1.0)],
+    &[(7, 1.0)],
+    &[(9, 1.0)],
+    &[(6, 1.0)],
+    &[(8, 1.0)],
+    &[(10, 1.0)],
+];
+
+/// OpenPose BODY_25 keypoints (nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb,
+/// l_wri, mid_hip, r_hip, r_knee, r_ank, l_hip, l_knee, l_ank, r_eye, l_eye,
+/// r_ear, l_ear, then six foot points) → ours, with
+/// [`OPENPOSE18_TO_H36M17`]'s approximations (pelvis = its mid-hip).
+pub const BODY25_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
+    &[(8, 1.0)],
+    &[(9, 1.0)],
+    &[(10, 1.0)],
+    &[(11, 1.0)],
+    &[(12, 1.0)],
+    &[(13, 1.0)],
+    &[(14, 1.0)],
+    &[(8, 0.5), (1, 0.5)],
+    &[(1, 1.0)],
+    &[(0, 1.0)],
+    &[(17, 0.5), (18, 0.5)],
+    &[(5, 1.0)],
+    &[(6, 1.0)],
+    &[(7, 1.0)],
+    &[(2, 1.0)],
+    &[(3, 1.0)],
+    &[(4, 1.0)],
+];
+
 /// Maps detected 2D keypoints with confidences; a derived joint is as
 /// confident as its least confident source.
 pub fn map_keypoints(
@@ -105,6 +153,47 @@ pub fn map_weighted(map: &[&[(usize, f64)]; NUM_JOINTS], joints: &[Vector3<f64>]
 mod tests {
     use super::*;
     use crate::skeleton::{LEFT_JOINTS, RIGHT_JOINTS};
+
+    /// One body seen by the three detector layouts maps to the same 17
+    /// joints (mid-hips as BODY_25's mid-hip, mid-shoulders as the neck), so
+    /// training on converted detections and inference on a user's agree.
+    #[test]
+    fn detector_maps_agree_on_one_body() {
+        // Named points: nose, eyes, ears, shoulders, elbows, wrists, hips, knees, ankles.
+        let p = |x: f64, y: f64| [x, y];
+        let (nose, l_eye, r_eye, l_ear, r_ear) =
+            (p(0.0, -10.0), p(2.0, -11.0), p(-2.0, -11.0), p(4.0, -10.5), p(-4.0, -10.5));
+        let (l_sho, r_sho, l_elb, r_elb, l_wri, r_wri) =
+            (p(6.0, -6.0), p(-6.0, -6.0), p(8.0, -2.0), p(-8.0, -2.0), p(9.0, 2.0), p(-9.0, 2.0));
+        let (l_hip, r_hip, l_knee, r_knee, l_ank, r_ank) =
+            (p(3.0, 4.0), p(-3.0, 4.0), p(3.5, 10.0), p(-3.5, 10.0), p(4.0, 16.0), p(-4.0, 16.0));
+        let neck = p(0.0, -6.0);
+        let mid_hip = p(0.0, 4.0);
+        let coco17 = [
+            nose, l_eye, r_eye, l_ear, r_ear, l_sho, r_sho, l_elb, r_elb, l_wri, r_wri, l_hip, r_hip, l_knee, r_knee,
+            l_ank, r_ank,
+        ];
+        let coco18 = [
+            nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, r_hip, r_knee, r_ank, l_hip, l_knee, l_ank, r_eye,
+            l_eye, r_ear, l_ear,
+        ];
+        let mut body25 = vec![
+            nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb, l_wri, mid_hip, r_hip, r_knee, r_ank, l_hip, l_knee, l_ank,
+            r_eye, l_eye, r_ear, l_ear,
+        ];
+        body25.extend([p(99.0, 99.0); 6]);
+        let map = |m: &[&[(usize, f64)]; NUM_JOINTS], xy: &[[f64; 2]]| map_keypoints(m, xy, &vec![1.0; xy.len()]).0;
+        let want = map(&OPENPOSE18_TO_H36M17, &coco18);
+        assert_eq!(map(&COCO17_TO_H36M17, &coco17), want);
+        assert_eq!(map(&BODY25_TO_H36M17, &body25), want);
+        assert_eq!(want[10], [0.0, -10.5], "head = mid-ears");
+        assert_eq!((want[1], want[4], want[14], want[11]), (r_hip, l_hip, r_sho, l_sho));
+        for m in [&COCO17_TO_H36M17, &OPENPOSE18_TO_H36M17, &BODY25_TO_H36M17] {
+            for row in m.iter() {
+                assert!((row.iter().map(|&(_, w)| w).sum::<f64>() - 1.0).abs() < 1e-12);
+            }
+        }
+    }
 
     #[test]
     fn index_maps_are_permutations_of_distinct_joints() {

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, RecordBatch, UInt32Array};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, RecordBatch, StringArray, UInt32Array,
+};
 use arrow::datatypes::{DataType, Field, Schema};
 use dak_core::camera::normalize_screen_f32;
 use dak_core::{Intrinsics, NUM_JOINTS};
@@ -25,6 +27,8 @@ pub struct Inference {
     pub fill: FillReport,
     /// The 2D input after filling (pixels), for pictures.
     pub input_px: Vec<[[f32; 2]; NUM_JOINTS]>,
+    /// Each frame's name in the input ([`KeypointTrack::labels`]).
+    pub input_frames: Vec<String>,
 }
 
 pub fn infer(
@@ -64,10 +68,10 @@ pub fn infer(
     let set = VideoSet { videos: vec![video], inputs: vec![track.source.clone()] };
     let predictions = predict_videos(&model.g, &set, model.config.frames, flip, device);
     let poses_mm = predictions[0].chunks_exact(NUM_JOINTS * 3).map(|c| c.try_into().expect("51 values")).collect();
-    Ok(Inference { poses_mm, filled, fill: report, input_px: px })
+    Ok(Inference { poses_mm, filled, fill: report, input_px: px, input_frames: track.labels.clone() })
 }
 
-/// `poses.parquet` (frame, joints_3d_mm f32[51], interpolated bool[17]) and
+/// `poses.parquet` (frame, input_frame, joints_3d_mm f32[51], interpolated bool[17]) and
 /// `poses.json` (the same plus joint names and provenance), atomically.
 pub fn write(out: &Path, inference: &Inference, provenance: serde_json::Value) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_path_buf(), source })?;
@@ -86,13 +90,15 @@ pub fn write(out: &Path, inference: &Inference, provenance: serde_json::Value) -
     }
     let columns: Vec<ArrayRef> = vec![
         Arc::new(UInt32Array::from_iter_values(0..n as u32)),
+        Arc::new(StringArray::from_iter_values(&inference.input_frames)),
         Arc::new(joints.finish()),
         Arc::new(filled.finish()),
     ];
     let schema = Schema::new(vec![
         Field::new("frame", DataType::UInt32, false),
-        Field::new("joints_3d_mm", columns[1].data_type().clone(), false),
-        Field::new("interpolated", columns[2].data_type().clone(), false),
+        Field::new("input_frame", DataType::Utf8, false),
+        Field::new("joints_3d_mm", columns[2].data_type().clone(), false),
+        Field::new("interpolated", columns[3].data_type().clone(), false),
     ])
     .with_metadata(
         [
@@ -119,10 +125,17 @@ pub fn write(out: &Path, inference: &Inference, provenance: serde_json::Value) -
         .iter()
         .zip(&inference.filled)
         .zip(&inference.input_px)
+        .zip(&inference.input_frames)
         .enumerate()
-        .map(|(i, ((p, f), px))| {
+        .map(|(i, (((p, f), px), name))| {
             let joints: Vec<[f32; 3]> = p.chunks_exact(3).map(|c| [c[0], c[1], c[2]]).collect();
-            serde_json::json!({ "frame": i, "joints_3d_mm": joints, "keypoints_2d_px": px, "interpolated": f })
+            serde_json::json!({
+                "frame": i,
+                "input_frame": name,
+                "joints_3d_mm": joints,
+                "keypoints_2d_px": px,
+                "interpolated": f,
+            })
         })
         .collect();
     let json = serde_json::json!({

@@ -74,7 +74,9 @@ impl LoadedModel {
         let tensors = checkpoint::read_tensors(&weights)?;
         let (_, sha) = dak_io::atomic::sha256_file(&weights).map_err(|e| model_error(&weights, e.to_string()))?;
         let provenance = serde_json::json!({ "kind": "export", "path": weights, "sha256": sha, "model": json });
-        Self::build(config, true, "", &tensors, &weights, device, provenance)
+        // Exports written before the flag was recorded came from flip-trained runs (the default).
+        let flip = json.get("trained_with_flip").and_then(serde_json::Value::as_bool).unwrap_or(true);
+        Self::build(config, flip, "", &tensors, &weights, device, provenance)
     }
 
     fn build(

@@ -3,21 +3,25 @@
 //!
 //! - COCO results JSON (mmpose, detectron2, the COCO API): a list of
 //!   `{"image_id", "keypoints": [x, y, score] × 17, "score"}`, several people
-//!   per image possible; frames are the sorted distinct image ids.
+//!   per image possible; frames are the distinct image ids in order (numbers
+//!   by value with gaps as missing frames, names in natural order).
 //! - An OpenPose `--write_json` folder: one `*_keypoints.json` per frame with
-//!   `people[].pose_keypoints_2d` (BODY_25 or COCO-18), frames in file-name order.
+//!   `people[].pose_keypoints_2d` (BODY_25 or COCO-18), frames in natural
+//!   file-name order (`frame_2` before `frame_10`).
 //! - A NumPy `.npy` or CSV array `(F, 17, 2|3)` already in our joint order.
 //!
 //! Per frame the most confident person is kept. Joints H36M has and the
-//! detectors lack are derived (DESIGN: documented approximations):
-//! pelvis = mid-hips; thorax = mid-shoulders (COCO) or OpenPose's neck;
-//! spine = mid(pelvis, thorax); neck/nose = nose; head = mid-eyes, which
-//! sits lower than H36M's head-top marker (a bias of a few cm, seen by the
-//! network as a shorter neck–head bone).
+//! detectors lack are derived by the maps of [`dak_core::joint_maps`], the
+//! same that convert 3DPW's detections for training: pelvis = mid-hips;
+//! thorax = mid-shoulders (COCO) or OpenPose's neck; spine = mid(pelvis,
+//! thorax); neck/nose = nose; head = mid-ears, which sits lower than H36M's
+//! head-top marker (a bias of a few cm, seen by the network as a shorter
+//! neck–head bone).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dak_core::joint_maps::{map_keypoints, BODY25_TO_H36M17, COCO17_TO_H36M17, OPENPOSE18_TO_H36M17};
 use dak_core::NUM_JOINTS;
 
 /// A keypoint file that cannot be read as what it claims to be.
@@ -42,6 +46,9 @@ pub type JointFlags = [bool; NUM_JOINTS];
 #[derive(Debug, Clone, PartialEq)]
 pub struct KeypointTrack {
     pub frames: Vec<Option<[Keypoint; NUM_JOINTS]>>,
+    /// What names each frame in the input: the COCO image id, the OpenPose
+    /// file name, the array row.
+    pub labels: Vec<String>,
     pub source: PathBuf,
 }
 
@@ -49,63 +56,67 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::Data { path: path.to_path_buf(), reason: reason.into() }
 }
 
-fn mid(a: Keypoint, b: Keypoint) -> Keypoint {
-    [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0, a[2].min(b[2])]
+/// Detector keypoints through a weighted joint map; a derived joint is as
+/// confident as its least confident source.
+fn map_detector(map: &[&[(usize, f64)]; NUM_JOINTS], k: &[Keypoint]) -> [Keypoint; NUM_JOINTS] {
+    let xy: Vec<[f64; 2]> = k.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
+    let confidence: Vec<f64> = k.iter().map(|p| f64::from(p[2])).collect();
+    let (points, confidence) = map_keypoints(map, &xy, &confidence);
+    std::array::from_fn(|j| [points[j][0] as f32, points[j][1] as f32, confidence[j] as f32])
 }
 
 /// COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist,
 /// l/r hip, l/r knee, l/r ankle.
 pub fn from_coco17(k: &[Keypoint; 17]) -> [Keypoint; NUM_JOINTS] {
-    let pelvis = mid(k[11], k[12]);
-    let thorax = mid(k[5], k[6]);
-    [
-        pelvis,
-        k[12],
-        k[14],
-        k[16],
-        k[11],
-        k[13],
-        k[15],
-        mid(pelvis, thorax),
-        thorax,
-        k[0],
-        mid(k[1], k[2]),
-        k[5],
-        k[7],
-        k[9],
-        k[6],
-        k[8],
-        k[10],
-    ]
+    map_detector(&COCO17_TO_H36M17, k)
 }
 
 /// OpenPose BODY_25 (or COCO-18 when `body25` is false).
 pub fn from_openpose(k: &[Keypoint], body25: bool) -> [Keypoint; NUM_JOINTS] {
-    // BODY_25: 0 nose 1 neck 2-4 right arm 5-7 left arm 8 mid-hip 9-11 right
-    // leg 12-14 left leg 15/16 right/left eye. COCO-18 has no mid-hip and
-    // its legs start at 8.
-    let (r_leg, l_leg, eyes) = if body25 { (9, 12, (15, 16)) } else { (8, 11, (14, 15)) };
-    let pelvis = if body25 { k[8] } else { mid(k[8], k[11]) };
-    let thorax = k[1];
-    [
-        pelvis,
-        k[r_leg],
-        k[r_leg + 1],
-        k[r_leg + 2],
-        k[l_leg],
-        k[l_leg + 1],
-        k[l_leg + 2],
-        mid(pelvis, thorax),
-        thorax,
-        k[0],
-        mid(k[eyes.0], k[eyes.1]),
-        k[5],
-        k[6],
-        k[7],
-        k[2],
-        k[3],
-        k[4],
-    ]
+    map_detector(if body25 { &BODY25_TO_H36M17 } else { &OPENPOSE18_TO_H36M17 }, k)
+}
+
+/// Orders names as people number frames: digit runs by value, so
+/// `frame_2` comes before `frame_10` (zero-padded names sort as before).
+pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    fn number(run: &str) -> Option<&str> {
+        run.starts_with(|c: char| c.is_ascii_digit()).then(|| run.trim_start_matches('0'))
+    }
+    fn split_run(s: &str) -> (&str, &str) {
+        let digits = s.starts_with(|c: char| c.is_ascii_digit());
+        s.split_at(s.find(|c: char| c.is_ascii_digit() != digits).unwrap_or(s.len()))
+    }
+    let (mut x, mut y) = (a, b);
+    loop {
+        match (x.is_empty(), y.is_empty()) {
+            (true, true) => return a.cmp(b),
+            (true, false) => return Ordering::Less,
+            (false, true) => return Ordering::Greater,
+            (false, false) => {}
+        }
+        let ((rx, tx), (ry, ty)) = (split_run(x), split_run(y));
+        let order = match (number(rx), number(ry)) {
+            (Some(nx), Some(ny)) => nx.len().cmp(&ny.len()).then_with(|| nx.cmp(ny)),
+            _ => rx.cmp(ry),
+        };
+        if order.is_ne() {
+            return order;
+        }
+        (x, y) = (tx, ty);
+    }
+}
+
+/// Keep the higher-scoring detection of a frame.
+fn keep_best<K: Ord>(
+    frames: &mut BTreeMap<K, (f32, [Keypoint; NUM_JOINTS])>,
+    key: K,
+    score: f32,
+    k: [Keypoint; NUM_JOINTS],
+) {
+    if frames.get(&key).is_none_or(|(s, _)| score > *s) {
+        frames.insert(key, (score, k));
+    }
 }
 
 fn triples(path: &Path, what: &str, v: &serde_json::Value, n: usize) -> Result<Vec<Keypoint>> {
@@ -147,9 +158,9 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
     let json = read_json(path)?;
     let list =
         json.as_array().ok_or_else(|| bad(path, "expected a list of COCO results ({image_id, keypoints, score})"))?;
-    // Keyed (number, "") for numeric ids and (MIN, id) for string ids, so
-    // numeric frames sort by number and string ids by name.
+    // Numeric ids are frame numbers; string ids are names, in natural order.
     let mut best: BTreeMap<(i64, String), (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
+    let mut names: BTreeMap<String, (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
     for (i, r) in list.iter().enumerate() {
         let id = &r["image_id"];
         let key = match (id.as_i64(), id.as_str()) {
@@ -157,27 +168,38 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
             (None, Some(s)) => (i64::MIN, s.to_string()),
             _ => return Err(bad(path, format!("result {i}: image_id is missing or neither a number nor a string"))),
         };
+        if key.0 == i64::MIN && !best.is_empty() || key.0 != i64::MIN && !names.is_empty() {
+            return Err(bad(path, format!("result {i}: image ids mix numbers and names ({id})")));
+        }
         let k = triples(path, &format!("result {i} (image_id {id}) keypoints"), &r["keypoints"], 17)?;
         let score = r["score"].as_f64().map_or_else(|| mean_score(&k), |s| s as f32);
         let mapped = from_coco17(&k.try_into().expect("17 joints"));
-        if best.get(&key).is_none_or(|(s, _)| score > *s) {
-            best.insert(key, (score, mapped));
+        if key.0 == i64::MIN {
+            keep_best(&mut names, key.1, score, mapped);
+        } else {
+            keep_best(&mut best, key, score, mapped);
         }
+    }
+    if !names.is_empty() {
+        let mut named: Vec<(String, (f32, [Keypoint; NUM_JOINTS]))> = names.into_iter().collect();
+        named.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+        let (labels, frames) = named.into_iter().map(|(name, (_, k))| (name, Some(k))).unzip();
+        return Ok(KeypointTrack { frames, labels, source: path.to_path_buf() });
     }
     let (Some(((lo, _), _)), Some(((hi, _), _))) = (best.first_key_value(), best.last_key_value()) else {
         return Err(bad(path, "no detections"));
     };
     // Numeric image ids are frame numbers: an id without detections is a
-    // missing frame, not a frame that never was.
-    if best.keys().all(|(_, s)| s.is_empty()) {
-        let (lo, hi) = (*lo, *hi);
-        if hi - lo > 10_000_000 {
-            return Err(bad(path, format!("image ids span {lo}..{hi}: too many frames")));
-        }
-        let frames = (lo..=hi).map(|id| best.get(&(id, String::new())).map(|(_, k)| *k)).collect();
-        return Ok(KeypointTrack { frames, source: path.to_path_buf() });
+    // missing frame, not a frame that never was. Frames before the first
+    // detection and after the last are not known to exist; the labels keep
+    // each frame's image id.
+    let (lo, hi) = (*lo, *hi);
+    if hi - lo > 10_000_000 {
+        return Err(bad(path, format!("image ids span {lo}..{hi}: too many frames")));
     }
-    Ok(KeypointTrack { frames: best.into_values().map(|(_, k)| Some(k)).collect(), source: path.to_path_buf() })
+    let frames = (lo..=hi).map(|id| best.get(&(id, String::new())).map(|(_, k)| *k)).collect();
+    let labels = (lo..=hi).map(|id| id.to_string()).collect();
+    Ok(KeypointTrack { frames, labels, source: path.to_path_buf() })
 }
 
 /// An OpenPose output folder.
@@ -187,7 +209,8 @@ pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with("_keypoints.json")))
         .collect();
-    files.sort();
+    let name = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    files.sort_by(|a, b| natural_cmp(&name(a), &name(b)));
     if files.is_empty() {
         return Err(bad(dir, "no *_keypoints.json files (OpenPose --write_json output)"));
     }
@@ -220,7 +243,8 @@ pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
         }
         frames.push(best.map(|(_, k)| k));
     }
-    Ok(KeypointTrack { frames, source: dir.to_path_buf() })
+    let labels = files.iter().map(name).collect();
+    Ok(KeypointTrack { frames, labels, source: dir.to_path_buf() })
 }
 
 /// `(F, 17, 2|3)` from a `.npy` or a CSV with 34 or 51 values per row.
@@ -269,6 +293,9 @@ pub fn read_array(path: &Path) -> Result<KeypointTrack> {
         }
         (values, cols)
     };
+    if values.is_empty() {
+        return Err(bad(path, "no frames"));
+    }
     if let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(bad(path, format!("frame {}: value {} is not finite", i / (cols * NUM_JOINTS), values[i])));
     }
@@ -279,8 +306,9 @@ pub fn read_array(path: &Path) -> Result<KeypointTrack> {
                 [f[j * cols] as f32, f[j * cols + 1] as f32, if cols == 3 { f[j * cols + 2] as f32 } else { 1.0 }]
             }))
         })
-        .collect();
-    Ok(KeypointTrack { frames, source: path.to_path_buf() })
+        .collect::<Vec<_>>();
+    let labels = (0..frames.len()).map(|i| i.to_string()).collect();
+    Ok(KeypointTrack { frames, labels, source: path.to_path_buf() })
 }
 
 /// Read `path` by its kind: a folder (OpenPose), `.json` (COCO), `.npy`/`.csv`.
@@ -301,7 +329,7 @@ pub struct FillReport {
     pub filled_joints: usize,
 }
 
-/// Replace joints below `min_confidence` and missing frames by linear
+/// Replace joints below `min_confidence` (or at 0, undetected) and missing frames by linear
 /// interpolation over time between the nearest confident observations of
 /// that joint (held constant before the first and after the last). Returns
 /// pixels `(F, 17, 2)` and which joints were filled.
@@ -316,7 +344,10 @@ pub fn fill(track: &KeypointTrack, min_confidence: f32) -> Result<(Vec<Frame2d>,
             .frames
             .iter()
             .enumerate()
-            .filter_map(|(f, k)| k.as_ref().filter(|k| k[j][2] >= min_confidence).map(|k| (f, [k[j][0], k[j][1]])))
+            // Confidence 0 is "not detected" (OpenPose writes 0, 0, 0) whatever the threshold.
+            .filter_map(|(f, k)| {
+                k.as_ref().filter(|k| k[j][2] >= min_confidence && k[j][2] > 0.0).map(|k| (f, [k[j][0], k[j][1]]))
+            })
             .collect();
         if seen.is_empty() {
             return Err(bad(
@@ -370,7 +401,7 @@ mod tests {
         assert_eq!(h[8], [55.0, 110.0, 0.9]); // thorax = mid-shoulders
         assert_eq!(h[7], [85.0, 170.0, 0.9]); // spine = mid(pelvis, thorax)
         assert_eq!(h[9], k[0]);
-        assert_eq!(h[10], [15.0, 30.0, 0.9]); // head = mid-eyes
+        assert_eq!(h[10], [35.0, 70.0, 0.9]); // head = mid-ears (3, 4)
         assert_eq!(h[13], k[9]);
         assert_eq!(h[16], k[10]);
     }
@@ -383,13 +414,23 @@ mod tests {
         assert_eq!(h[1][0], 9.0);
         assert_eq!(h[6][0], 14.0);
         assert_eq!(h[8][0], 1.0);
-        assert_eq!(h[10][0], 15.5);
+        assert_eq!(h[10][0], 17.5); // mid-ears (17, 18)
         assert_eq!(h[14][0], 2.0);
         let coco18: Vec<Keypoint> = (0..18).map(|i| [i as f32, 0.0, 1.0]).collect();
         let h = from_openpose(&coco18, false);
         assert_eq!(h[0][0], 9.5); // mid(r_hip 8, l_hip 11)
         assert_eq!(h[3][0], 10.0);
-        assert_eq!(h[10][0], 14.5);
+        assert_eq!(h[10][0], 16.5); // mid-ears (16, 17)
+    }
+
+    #[test]
+    fn frame_names_sort_as_numbered() {
+        let mut names = vec!["frame_10", "frame_2", "frame_1", "a", "frame_02b", "frame_0010x", "frame_9"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(names, ["a", "frame_1", "frame_2", "frame_02b", "frame_9", "frame_10", "frame_0010x"]);
+        let mut padded = ["v_000000000012_keypoints.json", "v_000000000003_keypoints.json"];
+        padded.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(padded[0], "v_000000000003_keypoints.json");
     }
 
     #[test]
@@ -397,6 +438,7 @@ mod tests {
         let frame = |x: f32, c: f32| Some(std::array::from_fn(|_| [x, 2.0 * x, c]));
         let track = KeypointTrack {
             frames: vec![frame(0.0, 1.0), None, frame(99.0, 0.1), frame(30.0, 1.0), frame(7.0, 0.0)],
+            labels: (0..5).map(|i| i.to_string()).collect(),
             source: "t".into(),
         };
         let (px, filled, report) = fill(&track, 0.3).unwrap();
@@ -405,7 +447,7 @@ mod tests {
         assert_eq!(px[4][5], [30.0, 60.0]);
         assert_eq!((filled[1][0], filled[3][0], filled[4][0]), (true, false, true));
         assert_eq!(report, FillReport { missing_frames: 1, filled_joints: 3 * 17 });
-        let none = KeypointTrack { frames: vec![frame(1.0, 0.0)], source: "t".into() };
+        let none = KeypointTrack { frames: vec![frame(1.0, 0.0)], labels: vec!["0".into()], source: "t".into() };
         assert!(fill(&none, 0.3).unwrap_err().to_string().contains("never seen"));
     }
 }

@@ -68,6 +68,9 @@ pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
     else {
         anyhow::bail!("--checkpoint, --keypoints, --width, --height and --out are required");
     };
+    if !(0.0..=1.0).contains(&args.min_confidence) {
+        anyhow::bail!("--min-confidence {}: detector scores lie in [0, 1]", args.min_confidence);
+    }
     // The user's file first: its mistakes show before the model loads.
     let track = keypoints::read(input)?;
     let model = LoadedModel::load(checkpoint, device)?;
