@@ -182,6 +182,10 @@ fn h36m_numpy1_pickles_give_identical_shards_and_reruns_are_no_ops() {
     forced.push("--force");
     assert!(convert(&forced).status.success());
     assert!(rows(&new).keys().all(|(seq, _, _)| seq.starts_with("S9/")));
+    // Subjects left out are not reported as 2D without 3D.
+    let set = ShardSet::open(&new, Verify::Sizes).unwrap();
+    let skipped = set.manifest().extra["notes"]["skipped_2d_only"].as_array().unwrap();
+    assert!(skipped.iter().all(|s| s.as_str().unwrap().starts_with("S9/")), "{skipped:?}");
 }
 
 #[test]

@@ -209,10 +209,12 @@ fn take_views(
                 ),
             ));
         }
-        if n2d > frames && k == 0 {
-            let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
-            trimmed.push(serde_json::json!({"file": file, "subject": subject, "action": action, "frames_2d": n2d, "frames_3d": frames}));
-        }
+    }
+    // One note per sequence, for whichever cameras' 2D runs longer.
+    let longest = views.iter().map(Stored::frames).max().unwrap_or(frames);
+    if longest > frames {
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned());
+        trimmed.push(serde_json::json!({"file": file, "subject": subject, "action": action, "frames_2d": longest, "frames_3d": frames}));
     }
     Ok(Some(views))
 }
@@ -276,11 +278,14 @@ pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter
                 });
             }
         }
-        // What is left in the 2D files has no mocap (S2–S4, S11 Directions).
+        // What is left in the 2D files of the wanted subjects has no mocap
+        // (S2–S4, S11 Directions).
         let skipped: Vec<String> = [gt, cpn]
             .into_iter()
             .flatten()
-            .flat_map(|m| m.into_iter().flat_map(|(s, a)| a.into_keys().map(move |a| format!("{s}/{a}"))))
+            .flat_map(|m| m.into_iter())
+            .filter(|(s, _)| opts.wants_subject(s) && opts.wants_split(split_of(s)))
+            .flat_map(|(s, a)| a.into_keys().map(move |a| format!("{s}/{a}")))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();

@@ -356,12 +356,10 @@ fn test_batch(settings: &Mpi3dhpSettings, sequence: &str, path: &Path) -> Result
     let name3 = if settings.joints_3d == Joints3d::Annot3 { "annot3" } else { "univ_annot3" };
     let read = |name: &str, last: usize| -> Result<Array> {
         let a = file.array(name)?;
-        a.expect_shape(name, &[None, Some(1), Some(NUM_JOINTS), Some(last)])
-            .and_then(|()| a.expect_finite(name))
-            .map_err(|p| Error::invalid(path, p.0))?;
+        a.expect_shape(name, &[None, Some(1), Some(NUM_JOINTS), Some(last)]).map_err(|p| Error::invalid(path, p.0))?;
         Ok(a)
     };
-    let (a2, a3) = (read("annot2", 2)?, read(name3, 3)?);
+    let (mut a2, mut a3) = (read("annot2", 2)?, read(name3, 3)?);
     let frames = a3.shape[0];
     let per_frame = |name: &str| -> Result<Vec<f64>> {
         let a = file.array(name)?;
@@ -375,6 +373,9 @@ fn test_batch(settings: &Mpi3dhpSettings, sequence: &str, path: &Path) -> Result
     if a2.shape[0] != frames {
         return Err(Error::invalid(path, format!("annot2 has {} frames, {name3} {frames}", a2.shape[0])));
     }
+    let is_valid: Vec<bool> = valid.iter().map(|&v| v != 0.0).collect();
+    hold_unannotated_frames(&mut a2.data, &is_valid, "annot2").map_err(|r| Error::invalid(path, r))?;
+    hold_unannotated_frames(&mut a3.data, &is_valid, name3).map_err(|r| Error::invalid(path, r))?;
     let mut builder = SourceFrameBuilder::with_capacity(frames);
     let (mut c3, mut p2) = (vec![0f32; 51], vec![0f32; 34]);
     for f in 0..frames {
@@ -409,9 +410,44 @@ fn test_batch(settings: &Mpi3dhpSettings, sequence: &str, path: &Path) -> Result
     Ok(builder.finish())
 }
 
+/// Frames excluded from evaluation (`valid_frame` 0) may carry no usable
+/// annotation; a non-finite value there would poison every window of the
+/// video it sits in. Such a frame takes the values of the nearest finite
+/// frame before it (else after it); a non-finite value in a valid frame is
+/// an error. `data` is frame-major, `valid.len()` frames.
+fn hold_unannotated_frames(data: &mut [f64], valid: &[bool], name: &str) -> std::result::Result<(), String> {
+    let per_frame = data.len() / valid.len().max(1);
+    let finite = |data: &[f64], f: usize| data[f * per_frame..(f + 1) * per_frame].iter().all(|v| v.is_finite());
+    let ok: Vec<bool> = (0..valid.len()).map(|f| finite(data, f)).collect();
+    if let Some(f) = (0..valid.len()).find(|&f| valid[f] && !ok[f]) {
+        return Err(format!("{name} holds a non-finite value in frame {f}, which valid_frame marks valid"));
+    }
+    for f in (0..valid.len()).filter(|&f| !ok[f]) {
+        let source = (0..f).rev().chain(f + 1..valid.len()).find(|&g| ok[g]);
+        let Some(g) = source else {
+            return Err(format!("{name} holds no finite frame"));
+        };
+        data.copy_within(g * per_frame..(g + 1) * per_frame, f * per_frame);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unannotated_frames_hold_their_neighbour_and_annotated_ones_must_be_finite() {
+        let nan = f64::NAN;
+        // 4 frames × 2 values; frames 0 and 2 are excluded and unannotated.
+        let mut data = vec![nan, nan, 1.0, 2.0, nan, 5.0, 3.0, 4.0];
+        hold_unannotated_frames(&mut data, &[false, true, false, true], "annot2").unwrap();
+        assert_eq!(data, vec![1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0]);
+        let mut data = vec![1.0, nan];
+        let err = hold_unannotated_frames(&mut data, &[true], "univ_annot3").unwrap_err();
+        assert!(err.contains("univ_annot3") && err.contains("frame 0"), "{err}");
+        assert!(hold_unannotated_frames(&mut [nan], &[false], "annot2").unwrap_err().contains("no finite frame"));
+    }
 
     const CALIB: &str = "Skeletool Camera Calibration File V1.0\nname          0\n  sensor      10 10\n  size        2048 2048\n  animated    0\n  intrinsic   1500 0 1024 0 0 1501 1020 0 0 0 1 0 0 0 0 1 \n  extrinsic   1 0 0 10 0 1 0 20 0 0 1 30 0 0 0 1 \n  radial      0\n";
 

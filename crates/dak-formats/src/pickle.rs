@@ -233,6 +233,11 @@ struct Machine<'s, R> {
     weights: Vec<Weight>,
     marks: Vec<usize>,
     memo: std::collections::HashMap<u64, (Value, Weight)>,
+    /// Memo keys whose value is still on the stack, at that depth. Python's
+    /// memo shares objects and pickles fill them after the PUT (BUILD sets
+    /// a dtype's byte order, APPENDS and SETITEMS fill containers), so the
+    /// memo copy is taken when the value leaves the stack, or at a GET.
+    open_memo: Vec<(u64, usize)>,
     spill: Option<&'s Arc<Spill>>,
     /// Bytes of values copied by DUP and memo GETs so far.
     copied: u64,
@@ -296,6 +301,7 @@ pub fn from_reader(input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Va
         weights: Vec::new(),
         marks: Vec::new(),
         memo: Default::default(),
+        open_memo: Vec::new(),
         spill,
         copied: 0,
     };
@@ -414,7 +420,21 @@ impl<R: BufRead> Machine<'_, R> {
         if self.stack.len() <= floor {
             return Err(problem!("stack underflow"));
         }
+        self.close_memo(self.stack.len() - 1);
         Ok((self.stack.pop().expect("checked"), self.weights.pop().expect("in step")))
+    }
+
+    /// Copy the finished values of open memo keys at depth `from` and above
+    /// into the memo: they are about to leave the stack.
+    fn close_memo(&mut self, from: usize) {
+        let (stack, weights, memo) = (&self.stack, &self.weights, &mut self.memo);
+        self.open_memo.retain(|&(key, depth)| {
+            if depth < from {
+                return true;
+            }
+            memo.insert(key, (stack[depth].clone(), weights[depth]));
+            false
+        });
     }
 
     fn top(&mut self) -> Result<&mut Value, Problem> {
@@ -428,6 +448,7 @@ impl<R: BufRead> Machine<'_, R> {
     }
 
     fn split_off(&mut self, at: usize) -> (Vec<Value>, Weight) {
+        self.close_memo(at);
         let weights = self.weights.split_off(at);
         (self.stack.split_off(at), Weight::sum(&weights))
     }
@@ -441,14 +462,20 @@ impl<R: BufRead> Machine<'_, R> {
     }
 
     fn memo_get(&mut self, key: u64) -> Result<(), Problem> {
-        let (v, w) = self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))?;
+        let (v, w) = match self.open_memo.iter().find(|(k, _)| *k == key) {
+            Some(&(_, depth)) => (self.stack[depth].clone(), self.weights[depth]),
+            None => self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))?,
+        };
         self.push_copy(v, w)
     }
 
     fn memo_put(&mut self, key: u64) -> Result<(), Problem> {
-        let v = self.stack.last().ok_or_else(|| problem!("stack underflow"))?.clone();
-        let w = *self.weights.last().expect("in step");
-        self.memo.insert(key, (v, w));
+        if self.stack.is_empty() {
+            return Err(problem!("stack underflow"));
+        }
+        self.memo.remove(&key);
+        self.open_memo.retain(|(k, _)| *k != key);
+        self.open_memo.push((key, self.stack.len() - 1));
         Ok(())
     }
 
@@ -678,7 +705,8 @@ impl<R: BufRead> Machine<'_, R> {
                     self.memo_put(key)?;
                 }
                 0x94 => {
-                    let key = self.memo.len() as u64;
+                    // Python's len(memo): every key defined so far, open or closed.
+                    let key = (self.memo.len() + self.open_memo.len()) as u64;
                     self.memo_put(key)?;
                 }
                 b'g' => {
@@ -719,9 +747,14 @@ impl<R: BufRead> Machine<'_, R> {
                 }
                 b'b' => {
                     let (state, ws) = self.pop_weighted()?;
+                    // The built object is the target, filled in: its memo keys stay open.
+                    let depth = self.stack.len().checked_sub(1).ok_or_else(|| problem!("stack underflow"))?;
+                    let keys: Vec<(u64, usize)> = self.open_memo.iter().filter(|(_, d)| *d == depth).copied().collect();
+                    self.open_memo.retain(|(_, d)| *d != depth);
                     let (target, wt) = self.pop_weighted()?;
                     let v = build(target, state)?;
                     self.push_container(v, Weight::sum(&[ws, wt]))?;
+                    self.open_memo.extend(keys);
                 }
                 _ => return Err(problem!("unsupported opcode 0x{op:02x}")),
             }
@@ -879,6 +912,31 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
 
     fn array(v: &Value) -> Arc<Array> {
         v.as_array().expect("an array").load().expect("loads")
+    }
+
+    /// Python's memo shares objects that pickles fill after memoizing them;
+    /// a GET must see them filled.
+    #[test]
+    fn memoized_objects_are_seen_finished() {
+        // a = [1, 2]; pickle.dumps([a, a], protocol=2): `a` is memoized empty, then appended to.
+        let v = from_bytes(b"\x80\x02]q\x00(]q\x01(K\x01K\x02eh\x01e.").unwrap();
+        let both = Value::List(vec![Value::Int(1), Value::Int(2)]);
+        assert_eq!(v, Value::List(vec![both.clone(), both.clone()]));
+        // a, s = [1, 2], 'xy'; pickle.dumps([a, s, a, s], protocol=4): MEMOIZE
+        // numbers keys by how many are defined, the still-open list included.
+        let v = from_bytes(
+            b"\x80\x04\x95\x16\x00\x00\x00\x00\x00\x00\x00]\x94(]\x94(K\x01K\x02e\x8c\x02xy\x94h\x01h\x02e.",
+        )
+        .unwrap();
+        let xy = Value::Str("xy".into());
+        assert_eq!(v, Value::List(vec![both.clone(), xy.clone(), both, xy]));
+        // pickle.dumps([np.arange(3, dtype='>f8'), np.arange(2, dtype='>f8')], 2) with the
+        // second array's dtype a GET of the first's, as pickles of a shared dtype
+        // object have it: memoized before BUILD gives it its byte order.
+        let v = from_bytes(include_bytes!("../testdata/shared_dtype_p2.pickle")).unwrap();
+        let arrays = v.as_seq().unwrap();
+        assert_eq!(array(&arrays[0]).data, vec![0.0, 1.0, 2.0]);
+        assert_eq!(array(&arrays[1]).data, vec![0.0, 1.0]);
     }
 
     #[test]
