@@ -5,17 +5,20 @@
 # shard loader delivers, and one epoch of the default configuration
 # (T = 27, fp32) and of T = 81 in bf16.
 #
-# Here (builds the release binaries, writes gpu-carry/: stripped dak-train
-# and dak-infer, a 243-frame demo dataset, 128 SMA and 128 DMA clips of 27
-# and of 81 frames; the
-# device tool carries at most 64 MiB):
+# Here (builds the release binaries, writes gpu-carry/: stripped, gzipped
+# dak-train and dak-infer, a 243-frame demo dataset, 128 SMA and 128 DMA
+# clips of 27 and of 81 frames; the device tool carries at most 64 MiB with
+# the tracked tree):
 #     bash benches/gpu.sh --prepare
-# There (carry gpu-carry):
-#     bash benches/gpu.sh [GROUP...]     GROUP: train reference infer peak epoch
-#                                       (default: all, in this order)
-# One JSON line per measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/),
-# with the logs of every part beside it. Each part has its own time limit, so
-# one that fails or overruns still leaves the others' numbers.
+# There (carry gpu-carry; two calls keep each under the 600 s per call):
+#     bash benches/gpu.sh train reference infer
+#     bash benches/gpu.sh peak          (epoch too, if device time is left)
+# GROUP: train reference infer peak epoch (none given: all but epoch, which
+# issue 5 measured already). One JSON line per measurement goes to
+# $OUT/gpu.jsonl (else benches/gpu-out/) as it is made, and every part's log
+# into $OUT/logs.tar.gz, refreshed after each part: the device tool returns
+# at most 8 files. Each part has its own time limit, so one that fails or
+# overruns still leaves the others' numbers.
 #
 # Knobs: DAK_DEVICE (cuda), DAK_BENCH_STEPS (timed steps, 10), DAK_BENCH_ARGS
 # and DAK_REF_ARGS (extra model flags, e.g. a small model for a CPU smoke run:
@@ -33,10 +36,12 @@ if [[ "${1:-}" == "--prepare" ]]; then
   bash scripts/setup-python.sh
   cargo build --release -p dak-cli --bin dak-train --bin dak-infer --bin dak-prep --bin dak-augment
   rm -rf "$carry" && mkdir -p "$carry/bin"
-  for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b"; done
+  # Stripped and gzipped: 29 MB of binaries become 10.
+  for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b" && gzip -9 "$carry/bin/$b"; done
+  dak_bin=target/release
   # The embedded demo dataset, shortened to fit the carry limit; 2D from the
   # ground truth (the default --input-2d), so no detections.
-  target/release/dak-prep synth -q --out "$carry/demo" --frames 243 --noise-px 0
+  "$dak_bin/dak-prep" synth -q --out "$carry/demo" --frames 243 --noise-px 0
   if [[ ! -d models/demo/sma || ! -d models/demo/dma || ! -d shards/demo ]]; then
     echo "shards/demo or models/demo/{sma,dma} missing: run bash scripts/demo.sh first" >&2
     exit 1
@@ -48,7 +53,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
     if [[ ! -f "models/demo-t81/$mode/model.json" ]]; then
       fit_args=(--steps 400)
       [[ $mode == dma ]] && fit_args=(--steps 300 --predict-frames 31)
-      target/release/dak-augment fit -q --mode "$mode" --shards shards/demo --dataset demo-source --split train \
+      "$dak_bin/dak-augment" fit -q --mode "$mode" --shards shards/demo --dataset demo-source --split train \
         --out "models/demo-t81/$mode" --hidden 128 --clip-frames 81 "${fit_args[@]}" --force
     fi
   done
@@ -56,14 +61,17 @@ if [[ "${1:-}" == "--prepare" ]]; then
     for frames in 27 81; do
       model="models/demo/$mode"
       [[ $frames == 81 ]] && model="models/demo-t81/$mode"
-      target/release/dak-augment sample -q --mode "$mode" --model "$model" --shards "$carry/demo" \
+      "$dak_bin/dak-augment" sample -q --mode "$mode" --model "$model" --shards "$carry/demo" \
         --dataset demo-source --split train --out "$carry/demo-syn-$mode-t$frames" --clips 128 \
         --clip-frames "$frames" --seed 0 >/dev/null
     done
   done
   # The GPU machine's copy of the tree may not carry our git history.
   echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-carry' || echo -dirty)" > "$carry/COMMIT"
-  du -sh "$carry"
+  # What travels: the carried folder plus the tracked tree, 64 MiB at most.
+  size=$(( $(du -sb "$carry" | cut -f1) + $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
+  echo "gpu-carry and the tracked tree: $((size / 1048576)) MiB of 64" >&2
+  (( size < 63 * 1048576 )) || { echo "too large to carry" >&2; exit 1; }
   exit 0
 fi
 
@@ -71,34 +79,46 @@ venv="$(realpath "${TORCH_VENV:-/opt/torch/.venv}")"
 python="$venv/bin/python"
 torch_lib="$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')"
 export LD_LIBRARY_PATH="$torch_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-bin="${DAK_BIN:-$carry/bin}"
 out="${OUT:-benches/gpu-out}"
 mkdir -p "$out"
 log="$out/gpu.jsonl"
+# Logs and memory samples gather here and travel as one archive.
+work="$(mktemp -d)"
+bin="${DAK_BIN:-}"
+if [[ -z "$bin" ]]; then
+  bin="$work/bin"
+  mkdir -p "$bin"
+  for b in dak-train dak-infer; do gunzip -c "$carry/bin/$b.gz" > "$bin/$b" && chmod +x "$bin/$b"; done
+fi
 device="${DAK_DEVICE:-cuda}"
 steps="${DAK_BENCH_STEPS:-10}"
 read -r -a extra <<< "${DAK_BENCH_ARGS:-}"
 read -r -a ref_extra <<< "${DAK_REF_ARGS:-}"
 shards=(--shards "$carry/demo")
 groups=("$@")
-want() { [[ ${#groups[@]} == 0 || " ${groups[*]} " == *" $1 "* ]]; }
+want() { [[ ${#groups[@]} == 0 && $1 != epoch || " ${groups[*]} " == *" $1 "* ]]; }
 
 gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s"}\n' \
+printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s","groups":"%s"}\n' \
   "${gpu_name:-none}" \
   "$(nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | head -1)" \
   "$(cat "$carry/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" \
-  "$("$python" -c 'import torch; print(torch.__version__)')" | tee -a "$log"
+  "$("$python" -c 'import torch; print(torch.__version__)')" "${groups[*]:-default}" | tee -a "$log"
 
 # part NAME LIMIT_S CMD...: JSON lines to the log, stderr to NAME.log.
 part() {
   local name=$1 limit=${DAK_PART_LIMIT:-$2} t0=$SECONDS rc
   shift 2
   echo "== $name" >&2
-  timeout --kill-after=10 "$limit" "$@" 2> "$out/$name.log" | tee -a "$log"
+  timeout --kill-after=10 "$limit" "$@" 2> "$work/$name.log" | tee -a "$log"
   rc=${PIPESTATUS[0]}
   echo "== $name: exit $rc after $((SECONDS - t0)) s" >&2
-  [[ $rc == 0 ]] || tail -5 "$out/$name.log" >&2
+  [[ $rc == 0 ]] || tail -5 "$work/$name.log" >&2
+  archive_logs
+}
+
+archive_logs() {
+  tar czf "$out/logs.tar.gz.tmp" -C "$work" --exclude=bin . && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
 }
 
 # Like part, with the GPU's used memory sampled every 100 ms (the process's
@@ -107,12 +127,12 @@ part() {
 part_with_peak() {
   local name=$1 sampler base peak
   base="$(nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits 2>/dev/null | head -1)"
-  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$out/$name.mem" 2>/dev/null &
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$work/$name.mem" 2>/dev/null &
   sampler=$!
   part "$@"
   kill "$sampler" 2>/dev/null
   wait "$sampler" 2>/dev/null
-  peak="$(sort -n "$out/$name.mem" 2>/dev/null | tail -1)"
+  peak="$(sort -n "$work/$name.mem" 2>/dev/null | tail -1)"
   printf '{"work":"peak-memory","part":"%s","gpu_used_mib":%s,"idle_mib":%s}\n' \
     "$name" "${peak:-null}" "${base:-null}" | tee -a "$log"
 }
@@ -121,6 +141,15 @@ part_with_peak() {
 want train && part ours-train 300 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" "${extra[@]}"
 want reference && part reference 300 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
   --device "$device" --steps "$steps" "${ref_extra[@]}"
+# (a') The reference's full method at T = 27 in fp32 held 78.8 GiB on an
+# H200: on an H100 it may not fit. Then both sides again at batch 32, so
+# that the fp32 ratio is still measured (on the same GPU, the same work).
+if want reference && grep -q '"work": "train-full", "frames": 27, "batch": 64, "precision": "fp32", "out_of_memory"' "$log"; then
+  part reference-full-b32 180 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
+    --device "$device" --steps "$steps" --method full --frames 27 --precision fp32 --batch 32 --no-inference "${ref_extra[@]}"
+  part ours-train-full-b32 180 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" --ablation full \
+    --frames 27 --precision fp32 --batch-size 32 "${extra[@]}"
+fi
 # (b) inference frames/s at T = 81, batch 1, 64, 1024.
 want infer && part ours-infer 180 "$bin/dak-infer" --bench --device "$device" --bench-steps "$steps"
 # (c) peak memory of the full method at batch 64, one process each (T = 81
@@ -135,10 +164,11 @@ for row in "27 fp32" "81 bf16"; do
     --frames "$frames" --precision "$precision" --method full --no-inference "${ref_extra[@]}"
 done
 # (c') ours with activation checkpointing (--checkpoint-activations; the
-# reference has none): peak memory and step time, T = 81 fp32 included;
-# recomputation in chunks of 16 clips (the default) and of 4 at T = 27 (on
-# the CPU, chunks of 4 held 1.5 GB less at C = 512 for +1 % step time).
-for row in "27 fp32 16" "27 fp32 4" "81 fp32 16" "81 bf16 16"; do
+# reference has none): peak memory and step time, most telling first (a
+# call cut short loses the last): recomputation in chunks of 16 clips (the
+# default) and of 4 at T = 27 (on the CPU, chunks of 4 held 1.5 GB less at
+# C = 512 for +1 % step time), bf16, then T = 81.
+for row in "27 fp32 16" "27 fp32 4" "27 bf16 16" "81 bf16 16" "81 fp32 16"; do
   read -r frames precision clips <<< "$row"
   want peak && part_with_peak "peak-ours-full-t$frames-$precision-checkpointed-c$clips" 180 "$bin/dak-train" --bench \
     --device "$device" --bench-steps 5 --frames "$frames" --precision "$precision" --ablation full \
@@ -156,10 +186,12 @@ for row in "27 fp32" "81 bf16"; do
     --device "$device" --epochs 1 --frames "$frames" --precision "$precision" --train-dataset demo-source \
     --eval-dataset demo-target --eval-split test "${extra[@]}"
   if want epoch && [[ -f "$run_dir/metrics.jsonl" ]]; then
-    cp "$run_dir/metrics.jsonl" "$out/$name.metrics.jsonl"
-    cp "$run_dir/config.json" "$out/$name.config.json"
-    sed "s/^{/{\"work\":\"$name\",/" "$run_dir/metrics.jsonl" >> "$log"
+    cp "$run_dir/metrics.jsonl" "$work/$name.metrics.jsonl"
+    cp "$run_dir/config.json" "$work/$name.config.json"
+    sed "s/^{/{\"work\":\"$name\",/" "$run_dir/metrics.jsonl" | tee -a "$log"
+    archive_logs
   fi
   rm -rf "$run_dir"
 done
-echo "wrote $log" >&2
+rm -rf "$work"
+echo "wrote $log and $out/logs.tar.gz" >&2
