@@ -224,6 +224,53 @@ impl Value {
     }
 }
 
+/// Memo keys whose value is still on the stack, by key and by depth, so that
+/// a GET, a PUT and a pop each cost a lookup rather than a scan of them all.
+#[derive(Default)]
+struct OpenMemo {
+    depth_of: std::collections::HashMap<u64, usize>,
+    at_depth: std::collections::BTreeMap<usize, Vec<u64>>,
+}
+
+impl OpenMemo {
+    fn len(&self) -> usize {
+        self.depth_of.len()
+    }
+
+    fn depth_of(&self, key: u64) -> Option<usize> {
+        self.depth_of.get(&key).copied()
+    }
+
+    fn open(&mut self, key: u64, depth: usize) {
+        if let Some(old) = self.depth_of.insert(key, depth) {
+            if let Some(keys) = self.at_depth.get_mut(&old) {
+                keys.retain(|&k| k != key);
+            }
+        }
+        self.at_depth.entry(depth).or_default().push(key);
+    }
+
+    /// The keys at `depth`, no longer open.
+    fn take_at(&mut self, depth: usize) -> Vec<u64> {
+        let keys = self.at_depth.remove(&depth).unwrap_or_default();
+        for key in &keys {
+            self.depth_of.remove(key);
+        }
+        keys
+    }
+
+    /// The (key, depth) pairs at `from` and deeper, no longer open.
+    fn close_from(&mut self, from: usize) -> Vec<(u64, usize)> {
+        let closed = self.at_depth.split_off(&from);
+        let pairs: Vec<(u64, usize)> =
+            closed.into_iter().flat_map(|(depth, keys)| keys.into_iter().map(move |k| (k, depth))).collect();
+        for (key, _) in &pairs {
+            self.depth_of.remove(key);
+        }
+        pairs
+    }
+}
+
 struct Machine<'s, R> {
     input: R,
     /// Bytes consumed, for error positions.
@@ -237,7 +284,7 @@ struct Machine<'s, R> {
     /// memo shares objects and pickles fill them after the PUT (BUILD sets
     /// a dtype's byte order, APPENDS and SETITEMS fill containers), so the
     /// memo copy is taken when the value leaves the stack, or at a GET.
-    open_memo: Vec<(u64, usize)>,
+    open_memo: OpenMemo,
     spill: Option<&'s Arc<Spill>>,
     /// Bytes of values copied by DUP and memo GETs so far.
     copied: u64,
@@ -301,7 +348,7 @@ pub fn from_reader(input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Va
         weights: Vec::new(),
         marks: Vec::new(),
         memo: Default::default(),
-        open_memo: Vec::new(),
+        open_memo: OpenMemo::default(),
         spill,
         copied: 0,
     };
@@ -403,12 +450,17 @@ impl<R: BufRead> Machine<'_, R> {
 
     /// A copy of a value already held; copies are budgeted.
     fn push_copy(&mut self, value: Value, weight: Weight) -> Result<(), Problem> {
+        self.charge_copy(weight)?;
+        self.push_weighted(value, weight)
+    }
+
+    fn charge_copy(&mut self, weight: Weight) -> Result<(), Problem> {
         self.copied += weight.bytes;
         let budget = COPY_BUDGET_BASE + COPY_BUDGET_PER_INPUT_BYTE * self.pos;
         if self.copied > budget {
             return Err(problem!("memo references expand to more than {} MiB of copies", budget >> 20));
         }
-        self.push_weighted(value, weight)
+        Ok(())
     }
 
     fn pop(&mut self) -> Result<Value, Problem> {
@@ -420,21 +472,20 @@ impl<R: BufRead> Machine<'_, R> {
         if self.stack.len() <= floor {
             return Err(problem!("stack underflow"));
         }
-        self.close_memo(self.stack.len() - 1);
+        self.close_memo(self.stack.len() - 1)?;
         Ok((self.stack.pop().expect("checked"), self.weights.pop().expect("in step")))
     }
 
     /// Copy the finished values of open memo keys at depth `from` and above
-    /// into the memo: they are about to leave the stack.
-    fn close_memo(&mut self, from: usize) {
-        let (stack, weights, memo) = (&self.stack, &self.weights, &mut self.memo);
-        self.open_memo.retain(|&(key, depth)| {
-            if depth < from {
-                return true;
-            }
-            memo.insert(key, (stack[depth].clone(), weights[depth]));
-            false
-        });
+    /// into the memo: they are about to leave the stack. Copies are
+    /// budgeted like GETs (Python would share the object).
+    fn close_memo(&mut self, from: usize) -> Result<(), Problem> {
+        for (key, depth) in self.open_memo.close_from(from) {
+            let (v, w) = (self.stack[depth].clone(), self.weights[depth]);
+            self.charge_copy(w)?;
+            self.memo.insert(key, (v, w));
+        }
+        Ok(())
     }
 
     fn top(&mut self) -> Result<&mut Value, Problem> {
@@ -444,13 +495,13 @@ impl<R: BufRead> Machine<'_, R> {
     /// The items above the last mark, and their summed weight.
     fn pop_mark(&mut self) -> Result<(Vec<Value>, Weight), Problem> {
         let mark = self.marks.pop().ok_or_else(|| problem!("MARK expected"))?;
-        Ok(self.split_off(mark))
+        self.split_off(mark)
     }
 
-    fn split_off(&mut self, at: usize) -> (Vec<Value>, Weight) {
-        self.close_memo(at);
+    fn split_off(&mut self, at: usize) -> Result<(Vec<Value>, Weight), Problem> {
+        self.close_memo(at)?;
         let weights = self.weights.split_off(at);
-        (self.stack.split_off(at), Weight::sum(&weights))
+        Ok((self.stack.split_off(at), Weight::sum(&weights)))
     }
 
     fn latin1(bytes: &[u8]) -> Value {
@@ -462,8 +513,8 @@ impl<R: BufRead> Machine<'_, R> {
     }
 
     fn memo_get(&mut self, key: u64) -> Result<(), Problem> {
-        let (v, w) = match self.open_memo.iter().find(|(k, _)| *k == key) {
-            Some(&(_, depth)) => (self.stack[depth].clone(), self.weights[depth]),
+        let (v, w) = match self.open_memo.depth_of(key) {
+            Some(depth) => (self.stack[depth].clone(), self.weights[depth]),
             None => self.memo.get(&key).cloned().ok_or_else(|| problem!("memo key {key} is not defined"))?,
         };
         self.push_copy(v, w)
@@ -474,8 +525,7 @@ impl<R: BufRead> Machine<'_, R> {
             return Err(problem!("stack underflow"));
         }
         self.memo.remove(&key);
-        self.open_memo.retain(|(k, _)| *k != key);
-        self.open_memo.push((key, self.stack.len() - 1));
+        self.open_memo.open(key, self.stack.len() - 1);
         Ok(())
     }
 
@@ -653,7 +703,7 @@ impl<R: BufRead> Machine<'_, R> {
                     if self.stack.len() < floor + n {
                         return Err(problem!("stack underflow"));
                     }
-                    let (items, w) = self.split_off(self.stack.len() - n);
+                    let (items, w) = self.split_off(self.stack.len() - n)?;
                     self.push_container(Value::Tuple(items), w)?;
                 }
                 b'}' => self.push(Value::Dict(Vec::new())),
@@ -749,12 +799,13 @@ impl<R: BufRead> Machine<'_, R> {
                     let (state, ws) = self.pop_weighted()?;
                     // The built object is the target, filled in: its memo keys stay open.
                     let depth = self.stack.len().checked_sub(1).ok_or_else(|| problem!("stack underflow"))?;
-                    let keys: Vec<(u64, usize)> = self.open_memo.iter().filter(|(_, d)| *d == depth).copied().collect();
-                    self.open_memo.retain(|(_, d)| *d != depth);
+                    let keys = self.open_memo.take_at(depth);
                     let (target, wt) = self.pop_weighted()?;
                     let v = build(target, state)?;
                     self.push_container(v, Weight::sum(&[ws, wt]))?;
-                    self.open_memo.extend(keys);
+                    for key in keys {
+                        self.open_memo.open(key, depth);
+                    }
                 }
                 _ => return Err(problem!("unsupported opcode 0x{op:02x}")),
             }
@@ -995,6 +1046,32 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         bytes.push(b'.');
         let err = from_bytes(&bytes).unwrap_err();
         assert!(err.0.contains("copies"), "{err}");
+
+        // 64 memoized lists nested around 200 000 ints: the memo keeps a
+        // finished copy of each level, 64 copies of the ints in all.
+        let (depth, ints) = (64u32, 200_000);
+        let mut bytes = vec![0x80, 2];
+        for key in 0..depth {
+            bytes.push(b']');
+            bytes.push(b'r');
+            bytes.extend(key.to_le_bytes());
+            bytes.push(b'(');
+        }
+        for _ in 0..ints {
+            bytes.extend([b'K', 1]);
+        }
+        bytes.extend(std::iter::repeat_n(b'e', depth as usize));
+        bytes.push(b'.');
+        let err = from_bytes(&bytes).unwrap_err();
+        assert!(err.0.contains("copies"), "{err}");
+        // Many memoized items under one mark come back whole.
+        let mut bytes = vec![0x80, 2, b']', b'('];
+        for key in 0..200_000u32 {
+            bytes.extend([b']', b'r']);
+            bytes.extend(key.to_le_bytes());
+        }
+        bytes.extend([b'e', b'.']);
+        assert_eq!(from_bytes(&bytes).unwrap().as_seq().unwrap().len(), 200_000);
     }
 
     proptest::proptest! {

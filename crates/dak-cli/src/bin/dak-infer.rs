@@ -9,7 +9,7 @@ use dak_cli::commands::infer;
 /// COCO results JSON, OpenPose JSON folders (BODY_25 or COCO-18) or arrays
 /// in our 17-joint order; maps the detector's joints to Human3.6M-17
 /// (pelvis = mid-hips, thorax = mid-shoulders or OpenPose's neck, spine =
-/// their midpoint, head = mid-eyes); interpolates missing frames and joints
+/// their midpoint, head = mid-ears); interpolates missing frames and joints
 /// below --min-confidence; runs T-frame windows over any length; writes
 /// poses.parquet and poses.json (root-relative mm per frame).
 ///
