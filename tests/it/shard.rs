@@ -98,8 +98,16 @@ fn sharded_prep_and_augment_equal_one_process_byte_for_byte() {
     assert_eq!(report["synthetic"], single["synthetic"]);
     assert_eq!(report["synthetic"]["clips"], 230);
 
-    // Merging again is a no-op; a finished shard re-run is up to date.
-    ok(&in_dir(&tmp.path().join("augment/three"), "dak-prep", &["merge", "syn"]).output().unwrap());
+    // Merging again is a no-op: the files stay as they are.
+    let before = files(&three);
+    let again = in_dir(&tmp.path().join("augment/three"), "dak-prep", &["merge", "syn"])
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    ok(&again);
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(log.contains("already merged"), "{log}");
+    assert_same_files(&files(&three), &before, "merged again");
 }
 
 #[test]

@@ -124,6 +124,8 @@ fn a_run_writes_metrics_checkpoint_export_and_curves_and_is_then_up_to_date() {
         serde_json::from_slice(&std::fs::read(out.join("export/model.json")).unwrap()).unwrap();
     assert_eq!(model["model"]["channels"], 16);
     assert_eq!(model["trained_with_flip"], true);
+    let (_, sha) = dak_io::atomic::sha256_file(&out.join("export/model.safetensors")).unwrap();
+    assert_eq!(model["weights_sha256"], sha);
     if let Some(python) = crate::support::python() {
         let script = "import sys\nfrom safetensors.torch import load_file\nw = load_file(sys.argv[1])\nprint(len([k for k in w if k.startswith('G')]), tuple(w['head.weight'].shape), tuple(w['structural.blocks.0.attn.qkv.weight'].shape))";
         let text = ok(&std::process::Command::new(python)
@@ -214,4 +216,39 @@ fn bench_filters_give_one_row_and_the_loader_rate() {
     let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(row["work"], "train-full-checkpointed", "{stdout}");
     assert!(row["step_s"].as_f64().unwrap() > 0.0);
+}
+
+/// A run is up to date, and may be resumed, only on the shards it learnt
+/// from; --resume --force resumes the same run and starts any other over.
+#[test]
+fn a_run_is_only_up_to_date_and_resumable_on_its_own_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let other = dir.path().join("other-syn");
+    let shards = shards();
+    let args = ["-q", "--mode", "structure", "--shards", shards.to_str().unwrap(), "--dataset", "demo-source"];
+    let more = ["--out", other.to_str().unwrap(), "--clips", "32", "--clip-frames", "9", "--seed", "9"];
+    ok(&run("dak-augment", &[&args[..], &more].concat()));
+    let own = ["--ablation", "sa-adg"];
+    ok(&train(&out, &[&own[..], &["--epochs", "1"]].concat()));
+    // --sma adds to the fixture's SMA directory: other data.
+    let with_other = [&own[..], &["--sma", other.to_str().unwrap()]].concat();
+    let refused = train(&out, &[&with_other[..], &["--epochs", "1"]].concat());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && err.contains("other shards") && err.contains("--force"), "{err}");
+    let resumed = train(&out, &[&with_other[..], &["--resume", "--epochs", "1"]].concat());
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    assert!(!resumed.status.success() && err.contains("other shards"), "{err}");
+    // --resume --force on other data starts over.
+    ok(&train(&out, &[&with_other[..], &["--resume", "--force", "--epochs", "2"]].concat()));
+    let m = metrics(&out);
+    assert_eq!((m.len(), m[0]["epoch"].as_u64()), (2, Some(0)));
+    // The same run with more epochs resumes; its finished export is the new one.
+    let info_before = std::fs::read(out.join("checkpoint.json")).unwrap();
+    ok(&train(&out, &[&with_other[..], &["--resume", "--force", "--epochs", "3"]].concat()));
+    assert_ne!(std::fs::read(out.join("checkpoint.json")).unwrap(), info_before);
+    assert_eq!(metrics(&out).len(), 3);
+    let export: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("export/model.json")).unwrap()).unwrap();
+    assert_eq!(export["epoch"], 3);
 }

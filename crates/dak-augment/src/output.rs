@@ -172,7 +172,7 @@ pub fn finalize_report(
 }
 
 /// Write `report.json` next to the shards, atomically.
-pub fn write_report(dir: &Path, report: &impl serde::Serialize) -> Result<PathBuf> {
+pub fn write_report(dir: &Path, report: &impl serde::Serialize) -> dak_io::Result<PathBuf> {
     let path = dir.join("report.json");
     let text = serde_json::to_string_pretty(report).expect("reports serialize");
     dak_io::atomic::write_atomic(&path, text.as_bytes())?;

@@ -56,12 +56,28 @@ pub fn save<C: Serialize>(
 /// the temporary keeps `.safetensors`.
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}.tmp.safetensors"));
-    Tensor::write_safetensors(tensors, &tmp).map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+    let tmp = path.with_file_name(format!(".{name}{TMP_SAFETENSORS}"));
+    let written = Tensor::write_safetensors(tensors, &tmp)
+        .map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|source| Error::Io { path: path.to_path_buf(), source })
+        });
+    if written.is_err() {
+        // A full disk must not keep a full-size partial file.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+const TMP_SAFETENSORS: &str = ".tmp.safetensors";
+
+/// Whether `name` is the temporary of [`write_safetensors`] (left behind
+/// only by a killed process).
+pub fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TMP_SAFETENSORS)
 }
 
 /// Read `model.json` of `dir`, checking it holds a `kind` model.

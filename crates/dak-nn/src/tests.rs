@@ -185,3 +185,21 @@ fn tensor_projection_equals_the_cpu_projection() {
     let worst = cpu.iter().flatten().zip(tensor.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "{worst} px apart");
 }
+
+#[test]
+fn a_failed_weights_write_leaves_no_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should go: the rename fails after the write.
+    let path = dir.path().join("w.safetensors");
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("keep"), b"x").unwrap();
+    let t = tch::Tensor::zeros([4], (tch::Kind::Float, tch::Device::Cpu));
+    assert!(crate::model_dir::write_safetensors(&path, &[("t".into(), t)]).is_err());
+    let names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["w.safetensors"], "only the obstacle is left");
+    assert!(
+        crate::model_dir::is_temporary(".w.safetensors.tmp.safetensors")
+            && !crate::model_dir::is_temporary("w.safetensors")
+    );
+}

@@ -33,6 +33,41 @@ pub struct CheckpointInfo {
     pub bytes: u64,
     pub sha256: String,
     pub config: TrainConfig,
+    /// What the run learns from ([`TrainInputs`]); absent in checkpoints
+    /// written before it was recorded.
+    #[serde(default)]
+    pub inputs: Option<TrainInputs>,
+}
+
+/// The shard directories a run reads, each with its manifest's SHA-256: a
+/// finished run is up to date, and a run may be resumed, only on the same
+/// data. Directories are compared by content, not by path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainInputs {
+    pub shards: Vec<serde_json::Value>,
+    pub sma: Vec<serde_json::Value>,
+    pub dma: Vec<serde_json::Value>,
+}
+
+impl TrainInputs {
+    pub fn of(shards: &[std::path::PathBuf], sma: &[std::path::PathBuf], dma: &[std::path::PathBuf]) -> Self {
+        let describe = dak_io::manifest::describe_dirs;
+        TrainInputs { shards: describe(shards), sma: describe(sma), dma: describe(dma) }
+    }
+
+    fn of_trainer(trainer: &Trainer) -> Self {
+        let dirs = |set: &Option<crate::SyntheticSet>| set.as_ref().map_or(Vec::new(), |s| s.dirs.clone());
+        Self::of(&trainer.data.train.inputs, &dirs(&trainer.data.sma), &dirs(&trainer.data.dma))
+    }
+
+    /// Whether both name the same data (manifest checksums, in order).
+    pub fn same_data(&self, other: &TrainInputs) -> bool {
+        let sums = |v: &[serde_json::Value]| v.iter().map(|d| d["manifest_sha256"].clone()).collect::<Vec<_>>();
+        sums(&self.shards) == sums(&other.shards)
+            && sums(&self.sma) == sums(&other.sma)
+            && sums(&self.dma) == sums(&other.dma)
+    }
 }
 
 fn checkpoint_error(path: &Path, reason: impl Into<String>) -> Error {
@@ -67,6 +102,7 @@ pub fn save(run: &Path, trainer: &Trainer) -> Result<CheckpointInfo> {
         bytes,
         sha256,
         config: trainer.config.clone(),
+        inputs: Some(TrainInputs::of_trainer(trainer)),
     };
     let json = serde_json::to_string_pretty(&info).expect("checkpoint info serialises");
     let info_path = run.join(CHECKPOINT_JSON);
@@ -165,8 +201,11 @@ pub fn export(trainer: &Trainer, dir: &Path) -> Result<PathBuf> {
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let path = dir.join(EXPORT_WEIGHTS);
-    write_tensors(&path, &tensors)?;
+    // The weights' checksum makes model.json change with them (the pipeline
+    // fingerprints an export by it).
+    let (_, weights_sha256) = write_tensors(&path, &tensors)?;
     let json = serde_json::json!({
+        "weights_sha256": weights_sha256,
         "kind": "dak-pose-estimator",
         "format_version": FORMAT_VERSION,
         "model": trainer.config.model,

@@ -23,18 +23,18 @@ pub struct MergeArgs {
 
 pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
+    // The report is written here, before the manifest: a directory with a
+    // manifest counts as finished.
     let finalize = |extra: &mut serde_json::Value, partials: &[serde_json::Value]| {
         if extra.get("report").is_some() {
-            dak_augment::output::finalize_report(dir, extra, partials)
+            dak_augment::output::finalize_report(dir, extra, partials)?;
+            dak_augment::output::write_report(dir, &extra["report"]).map(drop)
         } else {
             sharding::no_partials(extra, partials)
         }
     };
     match sharding::merge(dir, &finalize).with_context(|| format!("merging the shards in {}", dir.display()))? {
         Merged::Joined(m) => {
-            if m.extra.get("report").is_some() {
-                dak_augment::output::write_report(dir, &m.extra["report"])?;
-            }
             tracing::info!("{}: merged {} files, {} rows", dir.display(), m.files.len(), m.total_rows);
         }
         Merged::AlreadyMerged(m) => {

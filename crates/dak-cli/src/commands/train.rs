@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use dak_augment::source::{check_dirs, SourceFilter};
 use dak_io::Reporter;
+use dak_train::checkpoint::TrainInputs;
 use dak_train::run::{self, RunObserver};
 use dak_train::{
     checkpoint, Ablation, EpochRecord, Input2d, Losses, Precision, SyntheticSet, TrainConfig, TrainData, Trainer,
@@ -140,11 +141,12 @@ pub struct TrainArgs {
     /// without it.
     #[arg(long, value_name = "CLIPS", num_args = 0..=1, default_missing_value = "16")]
     pub checkpoint_activations: Option<usize>,
-    /// Continue the run in --out from its last checkpoint (same configuration;
-    /// only --epochs may grow).
+    /// Continue the run in --out from its last checkpoint (its configuration;
+    /// only --epochs may grow), on the same shards as before.
     #[arg(long)]
     pub resume: bool,
-    /// Start over in an --out that holds another run.
+    /// Start over in an --out that holds another run. With --resume: resume
+    /// if the flags and shards are the run's own, else start over.
     #[arg(long)]
     pub force: bool,
     /// Print the parameter count of every module and exit.
@@ -348,23 +350,61 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let Some(out) = args.out.clone() else { bail!("--out is required: the run directory") };
     let existing = out.join(checkpoint::CHECKPOINT_JSON).exists();
     // Killed before its first checkpoint: there is nothing to resume.
-    let resume = args.resume && existing;
+    let mut resume = args.resume && existing;
     if args.resume && !existing {
         tracing::info!("{}: no checkpoint yet; starting the run", out.display());
     }
     // The export is written last: without it, a run is not finished.
     let exported = run::export_dir(&out).join(checkpoint::EXPORT_JSON).exists();
+    // A run learns from its data as much as from its configuration.
+    let same_data = |info: &checkpoint::CheckpointInfo, config: &TrainConfig| {
+        let uses = |on: bool, dirs: &[PathBuf]| if on { dirs.to_vec() } else { Vec::new() };
+        let now = TrainInputs::of(
+            &args.shards,
+            &uses(config.ablation.uses_sma(), &args.sma),
+            &uses(config.ablation.uses_dma(), &args.dma),
+        );
+        info.inputs.as_ref().is_none_or(|then| then.same_data(&now))
+    };
+    if resume && args.force {
+        // --resume --force (a pipeline re-running a resumable stage): resume
+        // the same run (epochs may grow), start over on anything else.
+        let (info, _) = checkpoint::read_info(&out)?;
+        let wanted = TrainConfig { epochs: info.config.epochs, ..args.config()? };
+        resume = info.config == wanted && same_data(&info, &wanted);
+        if !resume {
+            tracing::info!("{}: another configuration or other data; --force starts the run over", out.display());
+        }
+    }
     let config = if resume {
         let (info, _) = checkpoint::read_info(&out)?;
-        let mut c = info.config;
+        let mut c = info.config.clone();
         if let Some(e) = args.epochs {
             c.epochs = e;
+        }
+        if !same_data(&info, &c) {
+            bail!(
+                "{} was trained on other shards (their manifests differ from --shards/--sma/--dma now): \
+                 give the run's own data to --resume, or --force to start over",
+                out.display()
+            );
+        }
+        // Its export is of an earlier epoch: gone until the run is finished
+        // again. Temporaries are what a killed run was writing.
+        std::fs::remove_dir_all(run::export_dir(&out)).ok();
+        for entry in std::fs::read_dir(&out)?.flatten() {
+            if dak_nn::model_dir::is_temporary(&entry.file_name().to_string_lossy()) {
+                std::fs::remove_file(entry.path()).ok();
+            }
         }
         c
     } else {
         if existing && !args.force {
             let wanted = args.config()?;
             let (info, _) = checkpoint::read_info(&out)?;
+            if info.config == wanted && !same_data(&info, &wanted) {
+                bail!("{} holds a run on other shards: --force to retrain it on these", out.display());
+            }
             if info.config == wanted && info.epoch >= wanted.epochs && exported {
                 if !quiet {
                     crate::print_stdout(&format!(
@@ -421,7 +461,12 @@ fn clear_run(out: &Path) -> anyhow::Result<()> {
     std::fs::remove_file(out.join(checkpoint::CHECKPOINT_JSON)).ok();
     for entry in std::fs::read_dir(out)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with("checkpoint-e") || name == run::METRICS || name == run::CONFIG || name == "curves.png" {
+        if name.starts_with("checkpoint-e")
+            || dak_nn::model_dir::is_temporary(&name)
+            || name == run::METRICS
+            || name == run::CONFIG
+            || name == "curves.png"
+        {
             std::fs::remove_file(entry.path()).ok();
         }
     }
