@@ -162,8 +162,13 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
             }
         }
         assert_eq!(ids, (0..40).collect::<Vec<u64>>());
-        let stats = ok(&run("dak-prep", &["stats", dir.to_str().unwrap()]));
-        assert!(stats.contains(mode) && stats.contains("40"), "{stats}");
+        let json = out.path().join(format!("{mode}-stats.json"));
+        let stats = ok(&run("dak-prep", &["stats", dir.to_str().unwrap(), "--json", json.to_str().unwrap()]));
+        assert!(stats.contains(mode), "{stats}");
+        let parsed: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        let counts = &parsed[0]["counts"][0];
+        assert_eq!((counts["mode"].as_str(), counts["clips"].as_f64()), (Some(mode), Some(40.0)), "{counts}");
+        assert_eq!(counts["frames"].as_f64(), Some(40.0 * 27.0));
     }
 }
 

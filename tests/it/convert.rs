@@ -245,6 +245,18 @@ fn mpi_inf_3dhp_train_and_test_match_reference_values() {
     assert!(invalid > 0, "the fixtures include invalid frames");
     let valid_ts1 = rows.iter().filter(|((s, _, _), r)| s == "TS1" && r.valid).count() as u64;
     assert_eq!(valid_ts1, test["valid_frames"]["TS1"].as_u64().unwrap());
+    // `dak-prep stats` counts every frame and the valid ones apart.
+    let json = tmp.path().join("stats.json");
+    let o = run("dak-prep", &["-q", "stats", out.to_str().unwrap(), "--json", json.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stats: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for (name, valid) in test["valid_frames"].as_object().unwrap() {
+        let rows: Vec<&Value> =
+            stats[0]["counts"].as_array().unwrap().iter().filter(|r| r["subject"] == name.as_str()).collect();
+        let sum = |key: &str| rows.iter().map(|r| r[key].as_f64().unwrap()).sum::<f64>();
+        assert_eq!(sum("frames"), test["frames"][name].as_f64().unwrap(), "{name}");
+        assert_eq!(sum("valid_frames"), valid.as_f64().unwrap(), "{name}");
+    }
 }
 
 #[test]

@@ -165,3 +165,29 @@ fn eval_names_what_is_missing() {
         run("dak-eval", &["--checkpoint", "/nonexistent", "--shards", shards.to_str().unwrap(), "--protocol", "demo"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent"));
 }
+
+/// The evaluation feeds the 2D the model learnt from unless told otherwise,
+/// from a run and from its export alike.
+#[test]
+fn eval_feeds_the_2d_the_model_was_trained_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("detected");
+    ok(&crate::train::train(&run_dir, &["--epochs", "1", "--ablation", "baseline", "--input-2d", "detected"]));
+    let shards = crate::train::shards();
+    for (checkpoint, extra, want) in [
+        (run_dir.clone(), None, "detected"),
+        (run_dir.join("export"), None, "detected"),
+        (run_dir.clone(), Some("gt"), "gt"),
+    ] {
+        let out = dir.path().join(format!("eval-{want}-{}", checkpoint.ends_with("export")));
+        let mut args = vec!["--checkpoint", checkpoint.to_str().unwrap(), "--shards", shards.to_str().unwrap()];
+        args.extend(["--protocol", "demo", "--out", out.to_str().unwrap()]);
+        if let Some(input) = extra {
+            args.extend(["--input-2d", input]);
+        }
+        ok(&run("dak-eval", &args));
+        let results: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+        assert_eq!(results["options"]["input_2d"], want, "{}", checkpoint.display());
+    }
+}

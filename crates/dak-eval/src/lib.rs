@@ -58,11 +58,16 @@ impl EvalReport {
 pub fn load_videos(shards: &[PathBuf], options: &EvalOptions) -> Result<VideoSet> {
     let filter = options.protocol.filter();
     let videos = VideoSet::load(shards, &filter, options.input_2d)?;
-    if videos.videos.is_empty() {
+    // Frames that only pad a video or that the dataset excludes (3DHP's
+    // valid_frame) are predicted but never scored: with none left, a table
+    // of zeros would look like a result.
+    let scored = videos.videos.iter().flat_map(|v| &v.valid).filter(|&&ok| ok).count();
+    if videos.videos.is_empty() || scored == 0 {
         return Err(Error::Data {
             path: shards.first().cloned().unwrap_or_default(),
             reason: format!(
-                "no frames for protocol {} (datasets {:?}, subjects {:?}, splits {:?})",
+                "no {}frames for protocol {} (datasets {:?}, subjects {:?}, splits {:?})",
+                if videos.videos.is_empty() { "" } else { "valid " },
                 options.protocol.name(),
                 filter.datasets,
                 filter.subjects,

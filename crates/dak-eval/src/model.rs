@@ -14,6 +14,8 @@ pub struct LoadedModel {
     pub config: ModelConfig,
     /// Whether the run trained with flip augmentation (test-time flip default).
     pub trained_with_flip: bool,
+    /// The 2D the run trained on (the evaluation's default input).
+    pub trained_input_2d: dak_train::Input2d,
     pub g: Estimator,
     _vs: VarStore,
     /// What was loaded, for the record kept with results.
@@ -57,7 +59,8 @@ impl LoadedModel {
             "ablation": info.config.ablation,
             "train_config": info.config,
         });
-        Self::build(info.config.model, info.config.flip, "G.", &tensors, &weights, device, provenance)
+        let trained = (info.config.flip, info.config.input_2d);
+        Self::build(info.config.model, trained, "G.", &tensors, &weights, device, provenance)
     }
 
     fn from_export(dir: &Path, device: Device) -> Result<LoadedModel> {
@@ -76,12 +79,16 @@ impl LoadedModel {
         let provenance = serde_json::json!({ "kind": "export", "path": weights, "sha256": sha, "model": json });
         // Exports written before the flag was recorded came from flip-trained runs (the default).
         let flip = json.get("trained_with_flip").and_then(serde_json::Value::as_bool).unwrap_or(true);
-        Self::build(config, flip, "", &tensors, &weights, device, provenance)
+        let input_2d = match json.get("input_2d") {
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| model_error(&json_path, e.to_string()))?,
+            None => dak_train::Input2d::Gt,
+        };
+        Self::build(config, (flip, input_2d), "", &tensors, &weights, device, provenance)
     }
 
     fn build(
         config: ModelConfig,
-        trained_with_flip: bool,
+        (trained_with_flip, trained_input_2d): (bool, dak_train::Input2d),
         prefix: &str,
         tensors: &std::collections::HashMap<String, tch::Tensor>,
         weights: &Path,
@@ -105,7 +112,7 @@ impl LoadedModel {
             }
             Ok(())
         })?;
-        Ok(LoadedModel { config, trained_with_flip, g, _vs: vs, provenance })
+        Ok(LoadedModel { config, trained_with_flip, trained_input_2d, g, _vs: vs, provenance })
     }
 
     pub fn path(&self) -> PathBuf {

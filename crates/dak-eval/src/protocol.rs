@@ -22,7 +22,7 @@ pub enum Protocol {
     /// The demo dataset's shifted target domain.
     #[serde(rename = "demo")]
     Demo,
-    /// The demo's source domain, held-out subject: the in-domain reference
+    /// The demo's source domain, held-out subjects: the in-domain reference
     /// that shows the generalisation gap.
     #[serde(rename = "demo-source")]
     DemoSource,
@@ -96,7 +96,40 @@ impl Protocol {
         match self.grouping() {
             Grouping::Action => video.action.clone(),
             Grouping::Subject => video.subject.clone(),
-            Grouping::Sequence => video.sequence.clone(),
+            // 3DPW's converter names a person's track `sequence/actor` and
+            // keeps the recording's name in `action`: one row per recording.
+            Grouping::Sequence => video.action.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn video(dataset: &str, subject: &str, action: &str, sequence: &str) -> Video {
+        Video {
+            dataset: dataset.into(),
+            subject: subject.into(),
+            action: action.into(),
+            sequence: sequence.into(),
+            camera: "c".into(),
+            intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),
+            inputs: Vec::new(),
+            poses_mm: Vec::new(),
+            valid: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rows_are_actions_test_sequences_and_recordings() {
+        // Human3.6M: per action, whatever the subject and camera.
+        assert_eq!(Protocol::H36mFull.group_of(&video("h36m", "S9", "Walking", "S9/Walking 1")), "Walking");
+        // 3DHP: per test sequence.
+        assert_eq!(Protocol::Mpi3dhp.group_of(&video("3dhp", "TS3", "Walk/Stand", "TS3")), "TS3");
+        // 3DPW: both people of a recording are one row.
+        let actors = ["downtown_arguing_00/0", "downtown_arguing_00/1"]
+            .map(|track| Protocol::Pw3d.group_of(&video("3dpw", track, "downtown_arguing_00", track)));
+        assert_eq!(actors, ["downtown_arguing_00", "downtown_arguing_00"]);
     }
 }

@@ -25,10 +25,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct ShardStats {
     pub dir: PathBuf,
     pub table: Table,
-    /// Source frames: dataset, split, subject, action, sequences, cameras, frames.
+    /// Source frames: dataset, split, subject, action, sequences, cameras,
+    /// frames, valid_frames (those the dataset marks valid).
     /// Synthetic clips: mode, source_dataset, clips, frames.
     pub counts: DataFrame,
-    /// dataset, bone, mean/std/min/p05/p95/max of the length in mm.
+    /// dataset (synthetic clips: mode), bone, mean/std/min/p05/p95/max of
+    /// the length in mm, over valid frames.
     pub bones: DataFrame,
 }
 
@@ -84,8 +86,12 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
                     col("sequence").n_unique().alias("sequences"),
                     col("camera").n_unique().alias("cameras"),
                     len().alias("rows"),
+                    col("valid").cast(DataType::UInt32).sum().alias("valid_rows"),
                 ])
-                .with_column((col("rows") / col("cameras")).alias("frames"))
+                .with_columns([
+                    (col("rows") / col("cameras")).alias("frames"),
+                    (col("valid_rows") / col("cameras")).alias("valid_frames"),
+                ])
                 .select([
                     col("dataset"),
                     col("split"),
@@ -94,14 +100,16 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
                     col("sequences"),
                     col("cameras"),
                     col("frames"),
+                    col("valid_frames"),
                 ])
                 .sort(["dataset", "subject", "action"], Default::default())
                 .collect()
                 .map_err(polars_err)?;
-            // Bone lengths are camera-independent: one camera per sequence suffices.
+            // Bone lengths are camera-independent: one camera per sequence
+            // suffices. Invalid frames may hold a neighbour's pose or none.
             let first_of_sequence =
                 col("camera").first().over([col("dataset"), col("sequence")]).map_err(polars_err)?;
-            let first_camera = col("camera").eq(first_of_sequence);
+            let first_camera = col("camera").eq(first_of_sequence).and(col("valid"));
             let per_bone: Vec<LazyFrame> = (1..NUM_JOINTS)
                 .map(|child| {
                     lf.clone().filter(first_camera.clone()).select([

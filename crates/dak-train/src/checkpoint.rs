@@ -213,6 +213,7 @@ pub fn export(trainer: &Trainer, dir: &Path) -> Result<PathBuf> {
         "ablation": trainer.config.ablation,
         // Test-time flip averaging is only right for a model trained with flips.
         "trained_with_flip": trainer.config.flip,
+        "input_2d": trainer.config.input_2d,
         "input": "2D keypoints (B, T, 17, 2), pixels normalised as x/w*2-1, y/w*2-h/w",
         "output": "root-relative 3D (B, T, 17, 3) in metres, Human3.6M-17 order",
     });

@@ -21,11 +21,12 @@ pub struct EvalArgs {
     pub shards: Vec<PathBuf>,
     /// h36m-s1 (S5–S8), h36m-full (S9, S11), 3dhp (TS1–TS6, valid frames),
     /// 3dpw (test split), demo (the demo's target domain), demo-source (its
-    /// source domain's held-out subject).
+    /// source domain's held-out subjects).
     #[arg(long, value_parser = Protocol::parse)]
     pub protocol: Protocol,
-    #[arg(long, value_enum, default_value = "gt")]
-    pub input_2d: Input2dArg,
+    /// The 2D fed to the model [default: what it was trained on].
+    #[arg(long, value_enum)]
+    pub input_2d: Option<Input2dArg>,
     /// No test-time flip averaging (default: on when the model was trained with flips).
     #[arg(long)]
     pub no_flip: bool,
@@ -62,8 +63,9 @@ pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
     let options = EvalOptions {
         protocol: args.protocol,
         input_2d: match args.input_2d {
-            Input2dArg::Gt => Input2d::Gt,
-            Input2dArg::Detected => Input2d::Detected,
+            Some(Input2dArg::Gt) => Input2d::Gt,
+            Some(Input2dArg::Detected) => Input2d::Detected,
+            None => model.trained_input_2d,
         },
         flip: model.trained_with_flip && !args.no_flip,
     };
