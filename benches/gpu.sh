@@ -37,7 +37,7 @@ if [[ "${1:-}" == "--prepare" ]]; then
   cargo build --release -p dak-cli --bin dak-train --bin dak-infer --bin dak-prep --bin dak-augment
   rm -rf "$carry" && mkdir -p "$carry/bin"
   # Stripped and gzipped: 29 MB of binaries become 10.
-  for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b" && gzip -9 "$carry/bin/$b"; done
+  for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b" && gzip -9 "$carry/bin/$b" || exit 1; done
   dak_bin=target/release
   # The embedded demo dataset, shortened to fit the carry limit; 2D from the
   # ground truth (the default --input-2d), so no detections.
@@ -88,7 +88,9 @@ bin="${DAK_BIN:-}"
 if [[ -z "$bin" ]]; then
   bin="$work/bin"
   mkdir -p "$bin"
-  for b in dak-train dak-infer; do gunzip -c "$carry/bin/$b.gz" > "$bin/$b" && chmod +x "$bin/$b"; done
+  for b in dak-train dak-infer; do
+    gunzip -c "$carry/bin/$b.gz" > "$bin/$b" && chmod +x "$bin/$b" || { echo "cannot unpack $carry/bin/$b.gz" >&2; exit 1; }
+  done
 fi
 device="${DAK_DEVICE:-cuda}"
 steps="${DAK_BENCH_STEPS:-10}"
@@ -118,7 +120,10 @@ part() {
 }
 
 archive_logs() {
-  tar czf "$out/logs.tar.gz.tmp" -C "$work" --exclude=bin . && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
+  # A memory sampler may still be writing: tar then warns and exits 1, but
+  # the archive is whole up to that moment.
+  tar czf "$out/logs.tar.gz.tmp" -C "$work" --exclude=bin --warning=no-file-changed . 2>/dev/null
+  [[ -s "$out/logs.tar.gz.tmp" ]] && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
 }
 
 # Like part, with the GPU's used memory sampled every 100 ms (the process's
@@ -132,6 +137,7 @@ part_with_peak() {
   part "$@"
   kill "$sampler" 2>/dev/null
   wait "$sampler" 2>/dev/null
+  archive_logs
   peak="$(sort -n "$work/$name.mem" 2>/dev/null | tail -1)"
   printf '{"work":"peak-memory","part":"%s","gpu_used_mib":%s,"idle_mib":%s}\n' \
     "$name" "${peak:-null}" "${base:-null}" | tee -a "$log"

@@ -212,6 +212,7 @@ fn bad_inputs_fail_in_one_line_naming_what_is_wrong() {
         (vec!["--mode".into(), "structure".into(), "--device".into(), "cuda:7".into()], "cuda:7"),
         (vec!["--mode".into(), "structure".into(), "--global-std".into(), "0.6".into()], "global_std"),
         (vec!["--mode".into(), "structure".into(), "--clip-frames".into(), "500".into()], "longest: 120"),
+        (vec!["--mode".into(), "structure".into(), "--clips".into(), "0".into()], "--clips 0"),
     ];
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let dir = out.path().join(format!("case{i}"));

@@ -123,6 +123,12 @@ fn a_malformed_keypoint_file_names_file_and_field() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("empty.csv") && err.contains("no frames"), "{err}");
 
+    let (run_dir, input) = (crate::eval::trained_run(), kp.join("short.npy"));
+    let args = ["--checkpoint", run_dir.to_str().unwrap(), "--keypoints", input.to_str().unwrap()];
+    let out = run("dak-infer", &[&args[..], &["--width", "0", "--height", "720", "--out", "out-width"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--width 0"), "{err}");
+
     let out = infer(&kp.join("short.npy"), &kp.join("out-conf"), &["--min-confidence", "1.5"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--min-confidence 1.5"), "{err}");

@@ -184,6 +184,9 @@ fn a_truncated_checkpoint_is_refused_with_its_name() {
     let stderr = String::from_utf8_lossy(&err.stderr);
     assert!(stderr.contains("truncated") && stderr.contains(info["file"].as_str().unwrap()), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // With --force too, the damaged run is started over.
+    ok(&train(&out, &["--epochs", "1", "--ablation", "baseline", "--resume", "--force"]));
+    assert_eq!(metrics(&out).len(), 1);
 }
 
 #[test]
@@ -239,6 +242,13 @@ fn a_run_is_only_up_to_date_and_resumable_on_its_own_data() {
     let resumed = train(&out, &[&with_other[..], &["--resume", "--epochs", "1"]].concat());
     let err = String::from_utf8_lossy(&resumed.stderr);
     assert!(!resumed.status.success() && err.contains("other shards"), "{err}");
+    // A mistyped directory is named as such, and --force does not clear the run for it.
+    let missing = dir.path().join("nowhere");
+    let typo = [&own[..], &["--sma", missing.to_str().unwrap(), "--epochs", "1", "--resume", "--force"]].concat();
+    let failed = train(&out, &typo);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success() && err.contains("nowhere") && !err.contains("other shards"), "{err}");
+    assert!(out.join("export/model.json").exists(), "the finished run is still there");
     // --resume --force on other data starts over.
     ok(&train(&out, &[&with_other[..], &["--resume", "--force", "--epochs", "2"]].concat()));
     let m = metrics(&out);

@@ -2,7 +2,7 @@
 //! from source shards and cut into runs of consecutive valid frames.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dak_core::skeleton::pose_from_flat;
 use dak_core::{Pose3, NUM_JOINTS};
@@ -253,9 +253,13 @@ pub fn check_dirs(dirs: &[PathBuf]) -> Result<()> {
         return Err(Error::Config { field: "shards", reason: "give at least one source shard directory".into() });
     }
     for d in dirs {
-        if !Path::new(d).is_dir() {
-            return Err(Error::Source { path: d.clone(), reason: "not a directory".into() });
-        }
+        let reason = match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => "a file, not a shard directory",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory",
+            Err(_) => "not a readable directory",
+        };
+        return Err(Error::Source { path: d.clone(), reason: reason.into() });
     }
     Ok(())
 }

@@ -114,8 +114,14 @@ pub fn init_logging(quiet: bool) {
     let default = if quiet { "warn" } else { "info" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(std::io::stderr).try_init();
+    // Colour only on a terminal: Slurm logs and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// The process's peak resident memory in MiB, where the OS tells it (Linux).
@@ -206,6 +212,26 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    /// Every flag of every command says what it does in --help.
+    #[test]
+    fn every_flag_is_explained() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&crate::app::Dak::command(), "dak", &mut missing);
+        assert!(missing.is_empty(), "flags without help:\n{}", missing.join("\n"));
+    }
+
     #[test]
     fn shard_flags_are_not_recorded() {
         let args = ["dak-prep", "h36m", "--shard-index", "2", "--out", "o", "--num-shards=3", "--force"];

@@ -39,9 +39,10 @@ pub struct CheckpointInfo {
     pub inputs: Option<TrainInputs>,
 }
 
-/// The shard directories a run reads, each with its manifest's SHA-256: a
-/// finished run is up to date, and a run may be resumed, only on the same
-/// data. Directories are compared by content, not by path.
+/// The shard directories a run reads, each with a digest of its files'
+/// SHA-256s (from its manifest): a finished run is up to date, and a run may
+/// be resumed, only on the same data. Compared by content: a moved or
+/// re-made directory with the same files is the same data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainInputs {
@@ -51,19 +52,28 @@ pub struct TrainInputs {
 }
 
 impl TrainInputs {
-    pub fn of(shards: &[std::path::PathBuf], sma: &[std::path::PathBuf], dma: &[std::path::PathBuf]) -> Self {
-        let describe = dak_io::manifest::describe_dirs;
-        TrainInputs { shards: describe(shards), sma: describe(sma), dma: describe(dma) }
+    /// Fails when a directory holds no finished shard set.
+    pub fn of(shards: &[PathBuf], sma: &[PathBuf], dma: &[PathBuf]) -> Result<Self> {
+        let describe = |dirs: &[PathBuf]| -> Result<Vec<serde_json::Value>> {
+            dirs.iter()
+                .map(|dir| {
+                    let manifest = dak_io::Manifest::read_file(&dir.join(dak_io::MANIFEST_FILE))?;
+                    let listing: String = manifest.files.iter().map(|f| format!("{} {}\n", f.sha256, f.path)).collect();
+                    Ok(serde_json::json!({ "dir": dir, "files_sha256": dak_io::atomic::sha256_hex(listing.as_bytes()) }))
+                })
+                .collect()
+        };
+        Ok(TrainInputs { shards: describe(shards)?, sma: describe(sma)?, dma: describe(dma)? })
     }
 
-    fn of_trainer(trainer: &Trainer) -> Self {
+    fn of_trainer(trainer: &Trainer) -> Result<Self> {
         let dirs = |set: &Option<crate::SyntheticSet>| set.as_ref().map_or(Vec::new(), |s| s.dirs.clone());
         Self::of(&trainer.data.train.inputs, &dirs(&trainer.data.sma), &dirs(&trainer.data.dma))
     }
 
-    /// Whether both name the same data (manifest checksums, in order).
+    /// Whether both name the same data (file digests, in order).
     pub fn same_data(&self, other: &TrainInputs) -> bool {
-        let sums = |v: &[serde_json::Value]| v.iter().map(|d| d["manifest_sha256"].clone()).collect::<Vec<_>>();
+        let sums = |v: &[serde_json::Value]| v.iter().map(|d| d["files_sha256"].clone()).collect::<Vec<_>>();
         sums(&self.shards) == sums(&other.shards)
             && sums(&self.sma) == sums(&other.sma)
             && sums(&self.dma) == sums(&other.dma)
@@ -102,7 +112,7 @@ pub fn save(run: &Path, trainer: &Trainer) -> Result<CheckpointInfo> {
         bytes,
         sha256,
         config: trainer.config.clone(),
-        inputs: Some(TrainInputs::of_trainer(trainer)),
+        inputs: Some(TrainInputs::of_trainer(trainer)?),
     };
     let json = serde_json::to_string_pretty(&info).expect("checkpoint info serialises");
     let info_path = run.join(CHECKPOINT_JSON);

@@ -158,8 +158,11 @@ impl TrainConfig {
         positive("learning_rate", self.learning_rate)?;
         positive("lr_decay", self.lr_decay)?;
         positive("adam_eps", self.adam_eps)?;
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(Error::Config { field: "epochs/batch_size", reason: "must be at least 1".into() });
+        if self.epochs == 0 {
+            return Err(Error::Config { field: "epochs", reason: "must be at least 1".into() });
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Config { field: "batch_size", reason: "must be at least 1".into() });
         }
         if self.adam_betas.iter().any(|b| !(0.0..1.0).contains(b)) {
             return Err(Error::Config {

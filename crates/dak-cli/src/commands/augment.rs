@@ -129,10 +129,10 @@ pub struct SampleArgs {
     pub clip_frames: Option<usize>,
     #[command(flatten)]
     pub structure: StructureArgs,
-    /// DMA: smallest offset m of the clip inside [reference ; prediction].
+    /// DMA: smallest offset m (frames) of the clip inside [reference ; prediction].
     #[arg(long, default_value_t = 30)]
     pub m_min: usize,
-    /// DMA: largest offset m (both are clipped so the clip fits).
+    /// DMA: largest offset m in frames (both are clipped so the clip fits).
     #[arg(long, default_value_t = 50)]
     pub m_max: usize,
     /// Relative std of a random focal-length change of the drawn camera.
@@ -168,6 +168,9 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
     let jitter = CameraJitter { focal_rel_std: args.focal_jitter, center_std_px: args.center_jitter_px };
     if !(jitter.focal_rel_std >= 0.0 && jitter.center_std_px >= 0.0) {
         bail!("--focal-jitter and --center-jitter-px must be ≥ 0");
+    }
+    if args.clips == 0 {
+        bail!("--clips 0: nothing to sample; give at least 1");
     }
     let offsets = DmaOffsets { m_min: args.m_min, m_max: args.m_max };
     let model_dir = || -> anyhow::Result<&Path> {
@@ -325,6 +328,9 @@ fn model_fingerprint(dir: &Path) -> anyhow::Result<serde_json::Value> {
 /// Fit an augmentor on source 3D clips.
 #[derive(Debug, Args)]
 pub struct FitArgs {
+    /// sma (structure-prioritized: bone angles, rotation–translation,
+    /// motion between two key poses) or dma (dynamic-prioritized: a
+    /// stochastic motion predictor).
     #[arg(long, value_enum)]
     pub mode: FitMode,
     #[command(flatten)]
@@ -347,6 +353,7 @@ pub struct FitArgs {
     /// Weight of the diversity term (default: 0.5 for sma, 0.02 for dma).
     #[arg(long)]
     pub diversity_weight: Option<f64>,
+    /// Seed of the initial weights, the batches and the noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Width of the networks' hidden layers.
@@ -390,6 +397,7 @@ pub struct FitArgs {
     /// DMA: size of the latent code.
     #[arg(long, default_value_t = 32)]
     pub latent_dim: usize,
+    /// Where the networks train: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
     /// Refit even if the model directory holds a model fitted with the same settings.
@@ -398,6 +406,9 @@ pub struct FitArgs {
 }
 
 pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
+    if args.steps == Some(0) {
+        tracing::warn!("--steps 0: the model is written as initialised (seeded by --seed), untrained");
+    }
     let device = dak_nn::parse_device(&args.device)?;
     let bars = Bars::new(quiet);
     match args.mode {

@@ -45,7 +45,7 @@ pub struct InferArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Time inference instead (issue 9): frames/s of G at T = 81 for batch 1,
+    /// Time inference instead: frames/s of G at T = 81 for batch 1,
     /// 64 and 1024 (the model of --checkpoint, else the default
     /// configuration with random weights). One JSON line per batch size.
     #[arg(long)]
@@ -68,6 +68,9 @@ pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
     else {
         anyhow::bail!("--checkpoint, --keypoints, --width, --height and --out are required");
     };
+    if width == 0 || height == 0 {
+        anyhow::bail!("--width {width} --height {height}: the video's image size in pixels must be positive");
+    }
     if !(0.0..=1.0).contains(&args.min_confidence) {
         anyhow::bail!("--min-confidence {}: detector scores lie in [0, 1]", args.min_confidence);
     }

@@ -36,8 +36,8 @@ pub enum Input2dArg {
     Detected,
 }
 
-/// Flags override the `--config` file, which overrides the defaults
-/// (DESIGN.md: L=4, K=6, C=512, T=27, Adam lr 5e-5 ×0.99/epoch, batch 64,
+/// Flags override the `--config` file, which overrides the defaults (the
+/// paper's: L=4, K=6, C=512, T=27, Adam lr 5e-5 ×0.99/epoch, batch 64,
 /// λ_pe 10, λ_fd 4, λ_dg 4, λ_str 1, λ_dyn 2, λ_grl 1, n_w 50).
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -61,50 +61,61 @@ pub struct TrainArgs {
     /// alignment through G′ or G″), full [default: full].
     #[arg(long, value_parser = parse_ablation)]
     pub ablation: Option<Ablation>,
+    /// Training epochs [default: 120].
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// Clips per step [default: 64].
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Adam learning rate [default: 5e-5].
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Learning-rate factor per epoch.
+    /// Learning-rate factor per epoch [default: 0.99].
     #[arg(long)]
     pub lr_decay: Option<f64>,
-    /// Clip length T.
+    /// Clip length T in frames [default: 27].
     #[arg(long)]
     pub frames: Option<usize>,
-    /// Feature width C.
+    /// Feature width C [default: 512].
     #[arg(long)]
     pub channels: Option<usize>,
-    /// Encoder blocks L (both encoders together: L/2 each).
+    /// Encoder blocks L (both encoders together: L/2 each) [default: 4].
     #[arg(long)]
     pub encoder_layers: Option<usize>,
-    /// Decoder spatial→temporal block pairs K.
+    /// Decoder spatial→temporal block pairs K [default: 6].
     #[arg(long)]
     pub decoder_layers: Option<usize>,
+    /// Attention heads per block (must divide C) [default: 8].
     #[arg(long)]
     pub heads: Option<usize>,
+    /// Dropout in attention and MLP layers [default: 0].
     #[arg(long)]
     pub dropout: Option<f64>,
+    /// Weight of the pose loss L_pe (Eq. 8) [default: 10].
     #[arg(long)]
     pub lambda_pe: Option<f64>,
+    /// Weight of the cross-reconstruction loss L_fd [default: 4].
     #[arg(long)]
     pub lambda_fd: Option<f64>,
+    /// Weight of the domain-generalisation (adversarial) losses L_dg [default: 4].
     #[arg(long)]
     pub lambda_dg: Option<f64>,
+    /// Weight of the structural critic's loss within L_dg [default: 1].
     #[arg(long)]
     pub lambda_str: Option<f64>,
+    /// Weight of the dynamic critic's loss within L_dg [default: 2].
     #[arg(long)]
     pub lambda_dyn: Option<f64>,
-    /// Final gradient-reversal weight λ_grl.
+    /// Final gradient-reversal weight λ_grl [default: 1].
     #[arg(long)]
     pub grl_lambda: Option<f64>,
-    /// Epochs of the linear GRL warm-up n_w.
+    /// Epochs of the linear GRL warm-up n_w [default: 50].
     #[arg(long)]
     pub warmup_epochs: Option<f64>,
     /// No horizontal-flip augmentation and no test-time flip averaging.
     #[arg(long)]
     pub no_flip: bool,
+    /// The 2D the network learns from [default: gt].
     #[arg(long, value_enum)]
     pub input_2d: Option<Input2dArg>,
     /// Stride of training windows [default: T].
@@ -116,6 +127,7 @@ pub struct TrainArgs {
     /// Training splits [default: train].
     #[arg(long, value_delimiter = ',')]
     pub train_split: Vec<String>,
+    /// Training subjects, e.g. S1 for the h36m-s1 protocol (all when empty).
     #[arg(long, value_delimiter = ',')]
     pub train_subjects: Vec<String>,
     /// Held-out datasets evaluated every epoch (all when empty).
@@ -124,13 +136,16 @@ pub struct TrainArgs {
     /// Held-out splits [default: test].
     #[arg(long, value_delimiter = ',')]
     pub eval_split: Vec<String>,
+    /// Held-out subjects (all when empty).
     #[arg(long, value_delimiter = ',')]
     pub eval_subjects: Vec<String>,
+    /// Seed of the initial weights, batch order and augmentation draws [default: 0].
     #[arg(long)]
     pub seed: Option<u64>,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// fp32, or bf16 (bf16 weights and activations, fp32 master weights) [default: fp32].
     #[arg(long, value_enum)]
     pub precision: Option<PrecisionArg>,
     /// Activation checkpointing: keep only each transformer block's input
@@ -152,7 +167,7 @@ pub struct TrainArgs {
     /// Print the parameter count of every module and exit.
     #[arg(long)]
     pub print_params: bool,
-    /// Time training steps instead of training (issue 9): G alone and the
+    /// Time training steps instead of training: G alone and the
     /// full method at --batch-size (default 64), T = 27 and 81, fp32 (and
     /// bf16 on CUDA), on random data; with --shards also the windows/s the
     /// loader delivers. --frames, --precision and --ablation each narrow the
@@ -356,24 +371,37 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     }
     // The export is written last: without it, a run is not finished.
     let exported = run::export_dir(&out).join(checkpoint::EXPORT_JSON).exists();
-    // A run learns from its data as much as from its configuration.
-    let same_data = |info: &checkpoint::CheckpointInfo, config: &TrainConfig| {
+    // A run learns from its data as much as from its configuration. The
+    // directories are checked first: a mistyped path is not "other data".
+    let inputs_for = |config: &TrainConfig| -> anyhow::Result<TrainInputs> {
         let uses = |on: bool, dirs: &[PathBuf]| if on { dirs.to_vec() } else { Vec::new() };
-        let now = TrainInputs::of(
-            &args.shards,
-            &uses(config.ablation.uses_sma(), &args.sma),
-            &uses(config.ablation.uses_dma(), &args.dma),
-        );
-        info.inputs.as_ref().is_none_or(|then| then.same_data(&now))
+        let (sma, dma) = (uses(config.ablation.uses_sma(), &args.sma), uses(config.ablation.uses_dma(), &args.dma));
+        for dirs in [&args.shards, &sma, &dma] {
+            check_dirs_if_any(dirs)?;
+        }
+        Ok(TrainInputs::of(&args.shards, &sma, &dma)?)
+    };
+    let same_data = |info: &checkpoint::CheckpointInfo, config: &TrainConfig| -> anyhow::Result<bool> {
+        let now = inputs_for(config)?;
+        Ok(info.inputs.as_ref().is_none_or(|then| then.same_data(&now)))
     };
     if resume && args.force {
         // --resume --force (a pipeline re-running a resumable stage): resume
-        // the same run (epochs may grow), start over on anything else.
-        let (info, _) = checkpoint::read_info(&out)?;
-        let wanted = TrainConfig { epochs: info.config.epochs, ..args.config()? };
-        resume = info.config == wanted && same_data(&info, &wanted);
+        // the same run if it can (epochs may grow), start over otherwise,
+        // a damaged checkpoint included.
+        resume = match checkpoint::read_info(&out) {
+            Ok((info, _)) => {
+                let wanted = args.config()?;
+                let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
+                same_config && wanted.epochs >= info.epoch && same_data(&info, &wanted)?
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                false
+            }
+        };
         if !resume {
-            tracing::info!("{}: another configuration or other data; --force starts the run over", out.display());
+            tracing::info!("{}: not this run to resume; --force starts it over", out.display());
         }
     }
     let config = if resume {
@@ -382,27 +410,19 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         if let Some(e) = args.epochs {
             c.epochs = e;
         }
-        if !same_data(&info, &c) {
+        if !same_data(&info, &c)? {
             bail!(
-                "{} was trained on other shards (their manifests differ from --shards/--sma/--dma now): \
+                "{} was trained on other shards (their files differ from --shards/--sma/--dma now): \
                  give the run's own data to --resume, or --force to start over",
                 out.display()
             );
-        }
-        // Its export is of an earlier epoch: gone until the run is finished
-        // again. Temporaries are what a killed run was writing.
-        std::fs::remove_dir_all(run::export_dir(&out)).ok();
-        for entry in std::fs::read_dir(&out)?.flatten() {
-            if dak_nn::model_dir::is_temporary(&entry.file_name().to_string_lossy()) {
-                std::fs::remove_file(entry.path()).ok();
-            }
         }
         c
     } else {
         if existing && !args.force {
             let wanted = args.config()?;
             let (info, _) = checkpoint::read_info(&out)?;
-            if info.config == wanted && !same_data(&info, &wanted) {
+            if info.config == wanted && !same_data(&info, &wanted)? {
                 bail!("{} holds a run on other shards: --force to retrain it on these", out.display());
             }
             if info.config == wanted && info.epoch >= wanted.epochs && exported {
@@ -430,6 +450,14 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     if resume {
         let info = checkpoint::restore(&mut trainer, &out)?;
         tracing::info!("resuming {} after epoch {} (step {})", out.display(), info.epoch, info.global_step);
+        // Its export is of an earlier epoch: gone until the run is finished
+        // again. Temporaries are what a killed run was writing.
+        std::fs::remove_dir_all(run::export_dir(&out)).ok();
+        for entry in std::fs::read_dir(&out)?.flatten() {
+            if dak_nn::model_dir::is_temporary(&entry.file_name().to_string_lossy()) {
+                std::fs::remove_file(entry.path()).ok();
+            }
+        }
     }
     let bars = Bars::new(quiet);
     let epochs = trainer.config.epochs;
@@ -452,6 +480,13 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             export.display(),
             plot.display()
         ))?;
+    }
+    Ok(())
+}
+
+fn check_dirs_if_any(dirs: &[PathBuf]) -> anyhow::Result<()> {
+    if !dirs.is_empty() {
+        check_dirs(dirs)?;
     }
     Ok(())
 }

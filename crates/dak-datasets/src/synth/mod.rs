@@ -269,14 +269,11 @@ pub fn generate(
     if !config.fps.is_finite() || config.fps <= 0.0 {
         return Err(Error::Config { field: "fps", reason: "must be positive".into() });
     }
-    if !config.detector_noise_px.is_finite()
-        || config.detector_noise_px < 0.0
-        || !(0.0..=1.0).contains(&config.detector_outlier_rate)
-    {
-        return Err(Error::Config {
-            field: "detector-noise-px",
-            reason: "noise must be >= 0 and the outlier rate within [0, 1]".into(),
-        });
+    if !config.detector_noise_px.is_finite() || config.detector_noise_px < 0.0 {
+        return Err(Error::Config { field: "noise-px", reason: "must be a number ≥ 0 (pixels)".into() });
+    }
+    if !(0.0..=1.0).contains(&config.detector_outlier_rate) {
+        return Err(Error::Config { field: "outlier-rate", reason: "must lie within [0, 1]".into() });
     }
     let mut config_json = serde_json::to_value(config).expect("config serialises");
     config_json["layout"] = layout.describe();
