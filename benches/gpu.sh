@@ -122,8 +122,11 @@ part() {
 archive_logs() {
   # A memory sampler may still be writing: tar then warns and exits 1, but
   # the archive is whole up to that moment.
-  tar czf "$out/logs.tar.gz.tmp" -C "$work" --exclude=bin --warning=no-file-changed . 2>/dev/null
-  [[ -s "$out/logs.tar.gz.tmp" ]] && mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"
+  local rc
+  tar czf "$out/logs.tar.gz.tmp" -C "$work" --exclude=bin --warning=no-file-changed .
+  rc=$?
+  # tar's 1 is "a file changed as it was read"; 2 is a fatal error.
+  if (( rc <= 1 )); then mv "$out/logs.tar.gz.tmp" "$out/logs.tar.gz"; else rm -f "$out/logs.tar.gz.tmp"; fi
 }
 
 # Like part, with the GPU's used memory sampled every 100 ms (the process's

@@ -261,4 +261,8 @@ fn a_run_is_only_up_to_date_and_resumable_on_its_own_data() {
     let export: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("export/model.json")).unwrap()).unwrap();
     assert_eq!(export["epoch"], 3);
+    // Without --epochs, --resume --force keeps the run's own count: nothing
+    // to train, nothing cleared.
+    ok(&train(&out, &[&with_other[..], &["--resume", "--force"]].concat()));
+    assert_eq!(metrics(&out).len(), 3);
 }

@@ -71,8 +71,13 @@ impl TrainInputs {
         Self::of(&trainer.data.train.inputs, &dirs(&trainer.data.sma), &dirs(&trainer.data.dma))
     }
 
-    /// Whether both name the same data (file digests, in order).
+    /// Whether both name the same data (file digests, in order). Entries
+    /// without a digest (an earlier record) are taken as the same.
     pub fn same_data(&self, other: &TrainInputs) -> bool {
+        let recorded = |v: &[serde_json::Value]| v.iter().all(|d| d.get("files_sha256").is_some());
+        if ![&self.shards, &self.sma, &self.dma].into_iter().all(|v| recorded(v)) {
+            return true;
+        }
         let sums = |v: &[serde_json::Value]| v.iter().map(|d| d["files_sha256"].clone()).collect::<Vec<_>>();
         sums(&self.shards) == sums(&other.shards)
             && sums(&self.sma) == sums(&other.sma)

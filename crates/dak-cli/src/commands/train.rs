@@ -376,7 +376,13 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let inputs_for = |config: &TrainConfig| -> anyhow::Result<TrainInputs> {
         let uses = |on: bool, dirs: &[PathBuf]| if on { dirs.to_vec() } else { Vec::new() };
         let (sma, dma) = (uses(config.ablation.uses_sma(), &args.sma), uses(config.ablation.uses_dma(), &args.dma));
-        for dirs in [&args.shards, &sma, &dma] {
+        check_dirs(&args.shards)?;
+        for (flag, on, dirs) in
+            [("--sma", config.ablation.uses_sma(), &sma), ("--dma", config.ablation.uses_dma(), &dma)]
+        {
+            if on && dirs.is_empty() {
+                bail!("ablation {} needs {flag}: synthetic clip shards from dak-augment", config.ablation.name());
+            }
             check_dirs_if_any(dirs)?;
         }
         Ok(TrainInputs::of(&args.shards, &sma, &dma)?)
@@ -393,7 +399,8 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             Ok((info, _)) => {
                 let wanted = args.config()?;
                 let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
-                same_config && wanted.epochs >= info.epoch && same_data(&info, &wanted)?
+                let epochs = args.epochs.unwrap_or(info.config.epochs);
+                same_config && epochs >= info.epoch && same_data(&info, &wanted)?
             }
             Err(e) => {
                 tracing::warn!("{e}");
@@ -439,14 +446,19 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             let what = if info.config == wanted { "an unfinished run of this configuration" } else { "another run" };
             bail!("{} holds {what}: --resume to continue it or --force to start over", out.display());
         }
-        if existing {
-            clear_run(&out)?;
-        }
         args.config()?
     };
+    // The data and the networks first: a run is cleared for a new one only
+    // once that one can start (a mistyped path must not cost a finished run).
+    if !resume && existing {
+        inputs_for(&config)?;
+    }
     let data = load_data(&args, &config)?;
     let mut trainer = Trainer::new(config, data, device)?;
     trainer.set_checkpoint_activations(args.checkpoint_activations)?;
+    if !resume && existing {
+        clear_run(&out)?;
+    }
     if resume {
         let info = checkpoint::restore(&mut trainer, &out)?;
         tracing::info!("resuming {} after epoch {} (step {})", out.display(), info.epoch, info.global_step);
