@@ -27,6 +27,10 @@ pub enum MatValue {
         fields: Vec<String>,
         elements: Vec<Vec<MatValue>>,
     },
+    /// A value of a kind we do not read (sparse, complex, object, opaque
+    /// such as `string` or `table`), and why: the file's other variables
+    /// stay readable, as in scipy.
+    Unsupported(String),
 }
 
 impl MatValue {
@@ -36,6 +40,7 @@ impl MatValue {
             Self::Char(_) => "char array",
             Self::Cell { .. } => "cell array",
             Self::Struct { .. } => "struct",
+            Self::Unsupported(_) => "a value of an unsupported kind (sparse, complex, object or opaque)",
         }
     }
 }
@@ -184,7 +189,12 @@ impl Reader {
                     .map_err(|err| problem!("compressed variable is damaged: {err}"))?;
                 let mut rest = inflated.as_slice();
                 let inner = self.element(&mut rest)?;
-                self.variable(inner)
+                // One matrix per compressed element; no compression inside
+                // compression (each layer would stay in memory).
+                if inner.kind != MI_MATRIX {
+                    return Err(problem!("compressed element holds data of type {}, not a matrix", inner.kind));
+                }
+                self.matrix(inner.data, 0).map(Some)
             }
             MI_MATRIX => self.matrix(e.data, 0).map(Some),
             // Other top-level elements (e.g. subsystem data) carry no variables we read.
@@ -283,11 +293,9 @@ impl Reader {
                 };
                 MatValue::Char(text)
             }
-            5 => return Err(problem!("variable {name:?} is a sparse matrix, which is not supported")),
+            5 => MatValue::Unsupported("a sparse matrix".into()),
+            6..=15 if complex => MatValue::Unsupported("a complex matrix".into()),
             6..=15 => {
-                if complex {
-                    return Err(problem!("variable {name:?} is complex, which is not supported"));
-                }
                 let real = self.element(&mut rest)?;
                 let values = self.numbers(&real)?;
                 if values.len() != count {
@@ -314,7 +322,7 @@ impl Reader {
                 };
                 MatValue::Numeric(Array::from_vec(dtype, dims, values)?.fortran_to_c())
             }
-            other => return Err(problem!("variable {name:?} has unsupported MATLAB class {other}")),
+            other => MatValue::Unsupported(format!("MATLAB class {other}")),
         };
         Ok((name, value))
     }
@@ -414,6 +422,36 @@ mod tests {
         v73[124..126].copy_from_slice(&[0x00, 0x02]);
         assert!(parse(&v73).unwrap_err().0.contains("v7.3"));
         assert!(parse(b"\x00\x00\x00\x00\x02\x00\x00\x00").unwrap_err().0.contains("v4"));
+    }
+
+    /// A variable we cannot read does not hide the others (scipy reads on
+    /// past it); compression inside compression is refused.
+    #[test]
+    fn unsupported_variables_are_skipped_and_nested_compression_refused() {
+        let mut sparse = el(MI_UINT32, &[5, 0, 0, 0, 0, 0, 0, 0]);
+        sparse.extend(el(MI_INT32, &[3i32, 3].iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>()));
+        sparse.extend(el(MI_INT8, b"s"));
+        sparse.extend(el(MI_INT32, &[0u8; 12]));
+        let mut file = header();
+        file.extend(el(MI_MATRIX, &sparse));
+        file.extend(double_matrix("m", [1, 2], &[7.0, 8.0]));
+        let mat = parse(&file).unwrap();
+        assert!(matches!(mat.get("s"), Some(MatValue::Unsupported(why)) if why.contains("sparse")));
+        let Some(MatValue::Numeric(a)) = mat.get("m") else { panic!("numeric") };
+        assert_eq!(a.data, vec![7.0, 8.0]);
+
+        let zlib = |data: &[u8]| {
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut z, data).unwrap();
+            z.finish().unwrap()
+        };
+        let inner = zlib(&double_matrix("m", [1, 1], &[1.0]));
+        let mut once = header();
+        once.extend(el(MI_COMPRESSED, &inner));
+        assert!(matches!(parse(&once).unwrap().get("m"), Some(MatValue::Numeric(_))));
+        let mut twice = header();
+        twice.extend(el(MI_COMPRESSED, &zlib(&el(MI_COMPRESSED, &inner))));
+        assert!(parse(&twice).unwrap_err().0.contains("not a matrix"));
     }
 
     proptest::proptest! {
