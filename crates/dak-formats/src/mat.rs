@@ -440,17 +440,23 @@ mod tests {
         let Some(MatValue::Numeric(a)) = mat.get("m") else { panic!("numeric") };
         assert_eq!(a.data, vec![7.0, 8.0]);
 
-        let zlib = |data: &[u8]| {
+        // A compressed element, unpadded as MATLAB and scipy write it (its
+        // length depends on the zlib build, so it must not be padded here).
+        let compressed = |data: &[u8]| {
             let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut z, data).unwrap();
-            z.finish().unwrap()
+            let body = z.finish().unwrap();
+            let mut out = MI_COMPRESSED.to_le_bytes().to_vec();
+            out.extend((body.len() as u32).to_le_bytes());
+            out.extend(body);
+            out
         };
-        let inner = zlib(&double_matrix("m", [1, 1], &[1.0]));
+        let inner = double_matrix("m", [1, 1], &[1.0]);
         let mut once = header();
-        once.extend(el(MI_COMPRESSED, &inner));
+        once.extend(compressed(&inner));
         assert!(matches!(parse(&once).unwrap().get("m"), Some(MatValue::Numeric(_))));
         let mut twice = header();
-        twice.extend(el(MI_COMPRESSED, &zlib(&el(MI_COMPRESSED, &inner))));
+        twice.extend(compressed(&compressed(&inner)));
         assert!(parse(&twice).unwrap_err().0.contains("not a matrix"));
     }
 
