@@ -391,28 +391,33 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let now = inputs_for(config)?;
         Ok(info.inputs.as_ref().is_none_or(|then| then.same_data(&now)))
     };
+    // read_info hashes the checkpoint's weights: read it once.
+    let mut resumable = None;
     if resume && args.force {
         // --resume --force (a pipeline re-running a resumable stage): resume
         // the same run if it can (epochs may grow), start over otherwise,
         // a damaged checkpoint included.
-        resume = match checkpoint::read_info(&out) {
+        match checkpoint::read_info(&out) {
             Ok((info, _)) => {
                 let wanted = args.config()?;
                 let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
                 let epochs = args.epochs.unwrap_or(info.config.epochs);
-                same_config && epochs >= info.epoch && same_data(&info, &wanted)?
+                if same_config && epochs >= info.epoch && same_data(&info, &wanted)? {
+                    resumable = Some(info);
+                }
             }
-            Err(e) => {
-                tracing::warn!("{e}");
-                false
-            }
-        };
+            Err(e) => tracing::warn!("{e}"),
+        }
+        resume = resumable.is_some();
         if !resume {
             tracing::info!("{}: not this run to resume; --force starts it over", out.display());
         }
     }
     let config = if resume {
-        let (info, _) = checkpoint::read_info(&out)?;
+        let info = match resumable {
+            Some(info) => info,
+            None => checkpoint::read_info(&out)?.0,
+        };
         let mut c = info.config.clone();
         if let Some(e) = args.epochs {
             c.epochs = e;
