@@ -148,6 +148,10 @@ part_with_peak() {
 
 # (a) training steps, G alone and the full method, T = 27/81, fp32/bf16.
 want train && part ours-train 300 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" "${extra[@]}"
+# The same at T = 27 with one backward of the whole objective, as the
+# reference runs it (ours runs it part by part): the like-for-like step.
+want train && part ours-train-one-backward 180 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" \
+  --frames 27 --one-backward "${extra[@]}"
 want reference && part reference 300 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
   --device "$device" --steps "$steps" "${ref_extra[@]}"
 # (a') The reference's full method at T = 27 in fp32 held 78.8 GiB on an

@@ -219,6 +219,14 @@ fn bench_filters_give_one_row_and_the_loader_rate() {
     let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(row["work"], "train-full-checkpointed", "{stdout}");
     assert!(row["step_s"].as_f64().unwrap() > 0.0);
+    let stdout = ok(&run("dak-train", &[&args[..], &small, &filters[..2], &["--one-backward"]].concat()));
+    let row: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(row["work"], "train-full-one-backward", "{stdout}");
+    assert!(row["step_s"].as_f64().unwrap() > 0.0);
+    // One backward and checkpointing are two ways to run the backward.
+    let both = run("dak-train", &[&args[..], &small, &["--one-backward", "--checkpoint-activations"]].concat());
+    let err = String::from_utf8_lossy(&both.stderr);
+    assert!(!both.status.success() && err.contains("cannot be used with"), "{err}");
 }
 
 /// A run is up to date, and may be resumed, only on the shards it learnt

@@ -46,18 +46,42 @@ pub struct Adam {
     pub steps: i64,
 }
 
+/// Where each parameter starts in its group's buffers, in bytes: cuBLAS
+/// takes its fastest (vectorised, tensor-core) kernels only for operands
+/// aligned to 16 bytes, and a packed layout shifted every parameter after a
+/// 1-element bias (the critics' outputs) off that. 256 is what cudaMalloc
+/// gives a tensor of its own.
+pub const PARAM_ALIGN_BYTES: i64 = 256;
+
+/// Each variable's offset (in elements) in a buffer that holds them all,
+/// every one starting at a multiple of [`PARAM_ALIGN_BYTES`]; and the total.
+fn aligned_offsets(numels: impl IntoIterator<Item = i64>, elt_size: i64) -> (Vec<i64>, i64) {
+    let step = (PARAM_ALIGN_BYTES / elt_size).max(1);
+    let mut end: i64 = 0;
+    let offsets = numels
+        .into_iter()
+        .map(|n| {
+            let offset = (end + step - 1) / step * step;
+            end = offset + n;
+            offset
+        })
+        .collect();
+    (offsets, end)
+}
+
 impl Group {
     fn new(mut vars: Vec<(String, Tensor)>) -> Group {
         let (kind, device) = (vars[0].1.kind(), vars[0].1.device());
-        let total: i64 = vars.iter().map(|(_, t)| t.numel() as i64).sum();
+        let (offsets, total) =
+            aligned_offsets(vars.iter().map(|(_, t)| t.numel() as i64), kind.elt_size_in_bytes() as i64);
         let param = Tensor::zeros([total], (kind, device));
         let master = (kind != Kind::Float).then(|| Tensor::zeros([total], (Kind::Float, device)));
         let m = Tensor::zeros([total], (Kind::Float, device));
         let v = Tensor::zeros([total], (Kind::Float, device));
-        let mut offset = 0;
         let slots = tch::no_grad(|| {
             vars.drain(..)
-                .map(|(name, mut var)| {
+                .zip(offsets)
+                .map(|((name, mut var), offset)| {
                     let numel = var.numel() as i64;
                     let shape = var.size();
                     let mut view = param.narrow(0, offset, numel).view(shape.as_slice());
@@ -69,9 +93,7 @@ impl Group {
                         p.copy_(&var);
                         p
                     });
-                    let slot = Slot { name, param: var, offset, numel, master, m: part(&m), v: part(&v) };
-                    offset += numel;
-                    slot
+                    Slot { name, param: var, offset, numel, master, m: part(&m), v: part(&v) }
                 })
                 .collect()
         });
@@ -284,7 +306,9 @@ mod tests {
         assert_eq!(adam.groups.len(), 1);
         let base = adam.groups[0].param.data_ptr() as usize;
         let slot_ptrs: Vec<usize> = [lin.bs.as_ref().unwrap(), &lin.ws].iter().map(|t| t.data_ptr() as usize).collect();
-        assert_eq!(slot_ptrs, [base, base + 3 * 4], "l.bias then l.weight, by name");
+        // l.bias then l.weight, by name; the weight not packed right after
+        // the 3-float bias but at the next 256 bytes.
+        assert_eq!(slot_ptrs, [base, base + 256]);
         for _ in 0..3 {
             adam.zero_grad();
             loss_of(&lin).backward();
@@ -295,6 +319,31 @@ mod tests {
         adam.zero_grad();
         assert_eq!(adam.groups[0].grad.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0);
         assert_eq!(lin.ws.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
+    }
+
+    /// Every parameter starts 256-byte aligned in its buffers, whatever
+    /// the sizes before it (a packed layout put the critics' 1-element
+    /// biases' successors off cuBLAS's 16-byte alignment).
+    #[test]
+    fn parameters_start_aligned() {
+        assert_eq!(aligned_offsets([3, 8, 1, 130, 128], 2), (vec![0, 128, 256, 384, 640], 768));
+        assert_eq!(aligned_offsets([3, 64, 1], 4), (vec![0, 64, 128], 129));
+        assert_eq!(aligned_offsets([], 4), (vec![], 0));
+        for kind in [Kind::Float, Kind::BFloat16] {
+            let vs = VarStore::new(Device::Cpu);
+            let layers: Vec<nn::Linear> =
+                (0..4).map(|i| nn::linear(vs.root() / format!("l{i}"), 5, 1 + i, Default::default())).collect();
+            let mut vs = vs;
+            vs.set_kind(kind);
+            let adam = Adam::new(&vs, [0.9, 0.999], 1e-8);
+            let base = adam.groups[0].param.data_ptr() as usize;
+            for l in &layers {
+                for t in [&l.ws, l.bs.as_ref().unwrap()] {
+                    assert_eq!(t.kind(), kind);
+                    assert_eq!((t.data_ptr() as usize - base) % 256, 0, "{kind:?}");
+                }
+            }
+        }
     }
 
     /// A parameter no loss reached has no gradient: it keeps its value and

@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use crate::config::{Ablation, TrainConfig};
 use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
 use crate::error::Result;
-use crate::trainer::{TrainData, Trainer};
+use crate::trainer::{Backward, TrainData, Trainer};
 
 /// One measurement, one JSON line, with the fields `bench_torch.py` prints
 /// (less its allocator peak, which libtorch does not expose through tch).
@@ -42,11 +42,11 @@ pub struct BenchRecord {
 
 impl BenchRecord {
     /// The record of training steps of `config` at `batch`, not yet timed.
-    pub fn train(config: &TrainConfig, device: Device, batch: usize, checkpointed: bool) -> BenchRecord {
+    pub fn train(config: &TrainConfig, device: Device, batch: usize, backward: Backward) -> BenchRecord {
         BenchRecord {
             implementation: "dak-pose",
             device: dak_nn::device::device_name(device),
-            work: train_work(config.ablation, checkpointed),
+            work: train_work(config.ablation, backward),
             frames: config.model.frames,
             batch,
             precision: format!("{:?}", config.precision).to_lowercase(),
@@ -129,11 +129,17 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
 }
 
 /// The `work` of a training-step record: `train-g` for G alone (baseline),
-/// else `train-<ablation>`; `-checkpointed` with activation checkpointing
-/// (which the PyTorch reference does not do).
-pub fn train_work(ablation: Ablation, checkpointed: bool) -> String {
+/// else `train-<ablation>`; `-one-backward` with the whole objective's
+/// backward in one call (as the PyTorch reference does), `-checkpointed`
+/// with activation checkpointing (which the reference does not do).
+pub fn train_work(ablation: Ablation, backward: Backward) -> String {
     let net = if ablation == Ablation::Baseline { "g" } else { ablation.name() };
-    format!("train-{net}{}", if checkpointed { "-checkpointed" } else { "" })
+    let how = match backward {
+        Backward::Parts => "",
+        Backward::Whole => "-one-backward",
+        Backward::Checkpointed(_) => "-checkpointed",
+    };
+    format!("train-{net}{how}")
 }
 
 /// Training steps of `config.ablation` (baseline = G alone) at `batch`.
@@ -143,13 +149,13 @@ pub fn train_step(
     batch: usize,
     warmup: usize,
     steps: usize,
-    checkpointed: Option<usize>,
+    backward: Backward,
 ) -> Result<BenchRecord> {
-    let record = BenchRecord::train(config, device, batch, checkpointed.is_some());
+    let record = BenchRecord::train(config, device, batch, backward);
     let config = TrainConfig { batch_size: batch, ..config.clone() };
     let frames = config.model.frames;
     let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
-    trainer.set_checkpoint_activations(checkpointed)?;
+    trainer.set_backward(backward)?;
     let windows = trainer.epoch_batches(0).remove(0);
     let t = median_time(device, warmup, steps, || {
         trainer.train_step(&windows, 0.5);
@@ -215,18 +221,22 @@ mod tests {
         config.model.encoder_layers = 2;
         config.model.decoder_layers = 1;
         config.model.heads = 2;
-        for checkpointed in [None, Some(2)] {
-            let r = train_step(&config, Device::Cpu, 4, 1, 2, checkpointed).unwrap();
-            assert_eq!(r.work, if checkpointed.is_some() { "train-full-checkpointed" } else { "train-full" });
+        for (backward, work) in [
+            (Backward::Parts, "train-full"),
+            (Backward::Whole, "train-full-one-backward"),
+            (Backward::Checkpointed(2), "train-full-checkpointed"),
+        ] {
+            let r = train_step(&config, Device::Cpu, 4, 1, 2, backward).unwrap();
+            assert_eq!(r.work, work);
             assert!(r.step_s.unwrap() > 0.0 && r.samples_per_s.unwrap() > 0.0);
             // The update is part of the step.
             assert!(r.update_s.unwrap() > 0.0 && r.update_s < r.step_s);
         }
-        assert_eq!(train_work(Ablation::Baseline, false), "train-g");
+        assert_eq!(train_work(Ablation::Baseline, Backward::Parts), "train-g");
         // A configuration that does not fit: the same header, a reason, no timing.
         let oom = BenchRecord {
             out_of_memory: Some("CUDA out of memory".into()),
-            ..BenchRecord::train(&config, Device::Cpu, 64, true)
+            ..BenchRecord::train(&config, Device::Cpu, 64, Backward::Checkpointed(16))
         };
         let row = serde_json::to_value(&oom).unwrap();
         assert_eq!(

@@ -18,7 +18,7 @@ pub mod trainer;
 pub use config::{Ablation, LossWeights, Precision, TrainConfig};
 pub use data::{Input2d, SyntheticSet, VideoSet};
 pub use error::{Error, Result};
-pub use trainer::{EpochRecord, EvalResult, Losses, TrainData, Trainer};
+pub use trainer::{Backward, EpochRecord, EvalResult, Losses, TrainData, Trainer};
 
 #[cfg(test)]
 mod tests;

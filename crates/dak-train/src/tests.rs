@@ -9,7 +9,7 @@ use tch::{Device, Kind, Tensor};
 use crate::checkpoint;
 use crate::config::{Ablation, Precision, TrainConfig};
 use crate::data::{root_relative_m, SyntheticSet, Video, VideoSet};
-use crate::trainer::{TrainData, Trainer};
+use crate::trainer::{Backward, TrainData, Trainer};
 
 fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
     let camera = Intrinsics::pinhole(1100.0, 1000, 1000);
@@ -127,19 +127,20 @@ fn split_and_checkpointed_backward_give_the_one_piece_gradients() {
     for ablation in Ablation::ALL {
         let mut t = trainer(ablation);
         let windows = t.epoch_batches(0).remove(0);
-        let grads = |t: &mut Trainer, split: bool, checkpointed: Option<usize>| {
-            t.set_checkpoint_activations(checkpointed).unwrap();
-            let terms = t.gradients(&windows, 3, 5.0, split);
+        let grads = |t: &mut Trainer, backward: Backward| {
+            // Set on the trainer too: both paths must honour it.
+            t.set_backward(backward).unwrap();
+            let terms = t.gradients(&windows, 3, 5.0, backward);
             let mut g: Vec<(String, Tensor)> =
                 t.nets.vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
             g.sort_by(|a, b| a.0.cmp(&b.0));
             (terms, g)
         };
-        let (one_terms, one) = grads(&mut t, false, None);
+        let (one_terms, one) = grads(&mut t, Backward::Whole);
         // Recomputing in chunks of 1 and 3 clips (the batch is not a multiple of 3).
-        for checkpointed in [None, Some(1), Some(3)] {
-            let (terms, split) = grads(&mut t, true, checkpointed);
-            let what = format!("{ablation:?} checkpointed={checkpointed:?}");
+        for backward in [Backward::Parts, Backward::Checkpointed(1), Backward::Checkpointed(3)] {
+            let (terms, split) = grads(&mut t, backward);
+            let what = format!("{ablation:?} {backward:?}");
             assert!((one_terms.total - terms.total).abs() <= 1e-6 * one_terms.total.abs(), "{what}");
             let mut checked = 0;
             for ((name, a), (_, b)) in one.iter().zip(&split) {
@@ -162,9 +163,10 @@ fn checkpointing_refuses_dropout() {
     let mut config = tiny(Ablation::Baseline);
     config.model.dropout = 0.1;
     let mut t = Trainer::new(config, data(), Device::Cpu).unwrap();
-    let err = t.set_checkpoint_activations(Some(16)).unwrap_err().to_string();
+    let err = t.set_backward(Backward::Checkpointed(16)).unwrap_err().to_string();
     assert!(err.contains("dropout"), "{err}");
-    t.set_checkpoint_activations(None).unwrap();
+    t.set_backward(Backward::Parts).unwrap();
+    t.set_backward(Backward::Whole).unwrap();
 }
 
 #[test]

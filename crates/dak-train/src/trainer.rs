@@ -102,11 +102,26 @@ pub struct Trainer {
     /// Epochs completed.
     pub epoch: usize,
     pub global_step: u64,
-    /// Recompute block activations in the backward instead of keeping them
-    /// (less memory, ~⅓ more compute; same gradients). Not part of the
-    /// configuration: it changes how a step runs, not what it computes.
-    /// `Some(clips)`: recompute that many clips at a time.
-    checkpoint_activations: Option<usize>,
+    /// How a step's backward runs. Not part of the configuration: it
+    /// changes how a step runs, not what it computes.
+    backward: Backward,
+}
+
+/// How a training step's backward runs: the same gradients (up to summation
+/// order) for different memory and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backward {
+    /// Part by part (see [`Sink`]): ~1.5 passes of G alive at once.
+    #[default]
+    Parts,
+    /// One backward of the summed objective, as a PyTorch script does:
+    /// every pass's activations alive at once (~6.5 passes of G for the
+    /// full method), fewer and larger backward calls.
+    Whole,
+    /// Part by part with activation checkpointing: only each block's input
+    /// is kept and the block recomputed in the backward, this many clips at
+    /// a time (~⅓ more compute for a fraction of the memory).
+    Checkpointed(usize),
 }
 
 impl std::fmt::Debug for Trainer {
@@ -297,29 +312,31 @@ impl Trainer {
         tch::manual_seed(config.seed as i64);
         let nets = Nets::new(&config.model, ab, config.precision, device);
         let adam = Adam::new(&nets.vs, config.adam_betas, config.adam_eps);
-        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, checkpoint_activations: None })
+        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, backward: Backward::Parts })
     }
 
-    /// Activation checkpointing on or off (see [`Sink`]). The recomputation
-    /// must see the same dropout masks as the first pass, which tch cannot
-    /// replay, so it needs dropout 0 (the default).
-    pub fn set_checkpoint_activations(&mut self, clips_per_chunk: Option<usize>) -> Result<()> {
-        if clips_per_chunk.is_some() && self.config.model.dropout > 0.0 {
-            return Err(Error::Config {
-                field: "model.dropout",
-                reason: format!(
-                    "{} with activation checkpointing: the recomputed blocks would draw other dropout masks; use dropout 0",
-                    self.config.model.dropout
-                ),
-            });
+    /// How steps run their backward (see [`Backward`]). Checkpointing
+    /// recomputes blocks and must see the same dropout masks as the first
+    /// pass, which tch cannot replay, so it needs dropout 0 (the default).
+    pub fn set_backward(&mut self, backward: Backward) -> Result<()> {
+        if let Backward::Checkpointed(clips) = backward {
+            if self.config.model.dropout > 0.0 {
+                return Err(Error::Config {
+                    field: "model.dropout",
+                    reason: format!(
+                        "{} with activation checkpointing: the recomputed blocks would draw other dropout masks; use dropout 0",
+                        self.config.model.dropout
+                    ),
+                });
+            }
+            if clips == 0 {
+                return Err(Error::Config {
+                    field: "checkpoint_activations",
+                    reason: "recompute chunks need at least 1 clip".into(),
+                });
+            }
         }
-        if clips_per_chunk == Some(0) {
-            return Err(Error::Config {
-                field: "checkpoint_activations",
-                reason: "recompute chunks need at least 1 clip".into(),
-            });
-        }
-        self.checkpoint_activations = clips_per_chunk;
+        self.backward = backward;
         Ok(())
     }
 
@@ -399,24 +416,27 @@ impl Trainer {
     }
 
     fn train_step_on(&mut self, batch: &HostBatch, epoch_progress: f64) -> Losses {
-        let terms = self.gradients_on(batch, self.global_step, epoch_progress, true);
+        let terms = self.gradients_on(batch, self.global_step, epoch_progress, self.backward);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
         terms.read()
     }
 
     /// Replace the parameters' gradients by those of the step's objective,
-    /// with the backward part by part (`split`, as training runs it) or in
-    /// one piece.
-    pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, split: bool) -> Losses {
+    /// with its backward run as `backward` says.
+    pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, backward: Backward) -> Losses {
         let batch = self.data.train.host_batch(windows, self.config.model.frames);
-        self.gradients_on(&batch, step, epoch, split).read()
+        self.gradients_on(&batch, step, epoch, backward).read()
     }
 
-    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, split: bool) -> PendingLosses {
+    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
         let inputs = self.step_inputs(batch, step);
         self.adam.zero_grad();
-        let mut sink = if split { Sink::backward(self.checkpoint_activations) } else { Sink::graph() };
+        let mut sink = match backward {
+            Backward::Whole => Sink::graph(),
+            Backward::Parts => Sink::backward(None),
+            Backward::Checkpointed(clips) => Sink::backward(Some(clips)),
+        };
         let terms = self.objective(inputs, epoch, &mut sink);
         if let Some(total) = sink.finish() {
             total.backward();
