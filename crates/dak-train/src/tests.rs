@@ -128,7 +128,7 @@ fn split_and_checkpointed_backward_give_the_one_piece_gradients() {
         let mut t = trainer(ablation);
         let windows = t.epoch_batches(0).remove(0);
         let grads = |t: &mut Trainer, backward: Backward| {
-            // Set on the trainer too: both paths must honour it.
+            // As training sets it (set_backward also checks the mode).
             t.set_backward(backward).unwrap();
             let terms = t.gradients(&windows, 3, 5.0, backward);
             let mut g: Vec<(String, Tensor)> =
