@@ -261,6 +261,16 @@ pub fn check_dirs(dirs: &[PathBuf]) -> Result<()> {
         };
         return Err(Error::Source { path: d.clone(), reason: reason.into() });
     }
+    // The same directory twice (or by another path) would put each of its
+    // frames into its video twice: motion at half speed, every frame scored twice.
+    let mut seen: Vec<PathBuf> = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        let canonical = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+        if seen.contains(&canonical) {
+            return Err(Error::Source { path: d.clone(), reason: "given twice as a shard directory".into() });
+        }
+        seen.push(canonical);
+    }
     Ok(())
 }
 
@@ -272,6 +282,18 @@ mod tests {
 
     fn seq(name: &str, frames: usize, offset: f64) -> (String, Vec<Pose3>) {
         (name.into(), (0..frames).map(|f| [Vector3::new(offset + f as f64, 0.0, 4000.0); NUM_JOINTS]).collect())
+    }
+
+    #[test]
+    fn a_directory_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        check_dirs(&[a.clone(), b.clone()]).unwrap();
+        let again = a.join("..").join("a");
+        let err = check_dirs(&[a.clone(), b, again]).unwrap_err().to_string();
+        assert!(err.contains("given twice") && err.contains("a"), "{err}");
     }
 
     #[test]

@@ -158,6 +158,18 @@ impl VideoSet {
         let mut videos = Vec::with_capacity(rows.len());
         for ((dataset, subject, sequence, camera), mut frames) in rows {
             frames.sort_by_key(|r| r.frame);
+            // Overlapping shard sets (one converted twice into two
+            // directories) would repeat frames: motion at half speed.
+            if let Some(w) = frames.windows(2).find(|w| w[0].frame == w[1].frame) {
+                return Err(Error::Data {
+                    path: dirs.first().cloned().unwrap_or_default(),
+                    reason: format!(
+                        "frame {} of {dataset} {subject} {sequence} camera {camera} appears twice across {}: do the shard directories overlap?",
+                        w[0].frame,
+                        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                });
+            }
             let intrinsics =
                 *cameras.get(&(dataset.clone(), subject.clone(), camera.clone())).ok_or_else(|| Error::Data {
                     path: dirs.first().cloned().unwrap_or_default(),
@@ -471,6 +483,34 @@ mod tests {
             assert_eq!(format!("{:?}", set.videos), format!("{:?}", alone.videos), "{filter:?}");
         }
         assert_eq!(sets[0].frames() + sets[1].frames(), sets[2].frames());
+    }
+
+    /// The same frames from two directories (one conversion copied) are
+    /// refused, not interleaved into videos twice as long.
+    #[test]
+    fn overlapping_shard_directories_are_refused() {
+        use dak_datasets::synth::{self, SynthConfig};
+        fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for entry in std::fs::read_dir(from).unwrap() {
+                let entry = entry.unwrap();
+                let target = to.join(entry.file_name());
+                if entry.file_type().unwrap().is_dir() {
+                    copy_dir(&entry.path(), &target);
+                } else {
+                    std::fs::copy(entry.path(), target).unwrap();
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let config = SynthConfig { frames: 12, ..SynthConfig::default() };
+        synth::generate(&config, &a, false, vec![], Default::default(), &dak_io::Silent).unwrap();
+        copy_dir(&a, &b);
+        let one = VideoSet::load(std::slice::from_ref(&a), &SourceFilter::default(), Input2d::Gt).unwrap();
+        assert!(one.frames() > 0);
+        let err = VideoSet::load(&[a, b], &SourceFilter::default(), Input2d::Gt).unwrap_err().to_string();
+        assert!(err.contains("appears twice") && err.contains("overlap"), "{err}");
     }
 
     #[test]
