@@ -119,9 +119,18 @@ fn eval_writes_traceable_tables_and_a_picture() {
     assert_eq!(results["model"]["kind"], "checkpoint");
     assert_eq!(results["model"]["sha256"].as_str().unwrap().len(), 64);
     assert_eq!(results["shards"][0]["manifest_sha256"].as_str().unwrap().len(), 64);
+    // Per subject too, the same frames in all.
+    let subjects = results["table"]["subjects"].as_array().unwrap();
+    assert!(!subjects.is_empty());
+    assert_eq!(frames, subjects.iter().map(|r| r["frames"].as_u64().unwrap()).sum::<u64>());
+    // Demo videos are consecutive frames: every row has a velocity error.
+    assert!(rows.iter().chain(subjects).all(|r| r["mpjve_mm"].as_f64().unwrap() > 0.0), "{rows:?}");
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 1 + 8 + 2);
-    assert!(std::fs::read_to_string(out.join("table.md")).unwrap().contains("| mean over groups |"));
+    let count = |table: &str| csv.lines().filter(|l| l.starts_with(&format!("{table},"))).count();
+    assert_eq!((count("action"), count("summary"), count("subject")), (8, 2, subjects.len()), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 8 + 2 + subjects.len());
+    let md = std::fs::read_to_string(out.join("table.md")).unwrap();
+    assert!(md.contains("| mean over groups |") && md.contains("| subject | frames |"), "{md}");
 
     // The picture: 3 panels of 200 px, a label strip and two views.
     let file = std::fs::File::open(out.join("render.png")).unwrap();

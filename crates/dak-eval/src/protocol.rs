@@ -36,6 +36,17 @@ pub enum Grouping {
     Sequence,
 }
 
+impl Grouping {
+    /// What a row is, as table headers and the CSV's `table` column say.
+    pub fn name(self) -> &'static str {
+        match self {
+            Grouping::Action => "action",
+            Grouping::Subject => "sequence",
+            Grouping::Sequence => "recording",
+        }
+    }
+}
+
 impl Protocol {
     pub const ALL: [Protocol; 6] =
         [Protocol::H36mS1, Protocol::H36mFull, Protocol::Mpi3dhp, Protocol::Pw3d, Protocol::Demo, Protocol::DemoSource];

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use dak_core::{metrics, Pose3};
+use dak_train::data::Video;
 use dak_train::VideoSet;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::Protocol;
+use crate::protocol::{Grouping, Protocol};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -16,21 +17,46 @@ pub struct Row {
     pub mpjpe_mm: f64,
     pub p_mpjpe_mm: f64,
     pub n_mpjpe_mm: f64,
+    /// MPJVE: mean per-joint error of the velocities (first differences)
+    /// over pairs of consecutive valid frames, in mm/frame; none where the
+    /// group has no such pair.
+    #[serde(default)]
+    pub mpjve_mm: Option<f64>,
     /// PCK@150 mm over the 14 joints of the 3DHP protocol, in %.
     pub pck150: f64,
     /// AUC over 0:5:150 mm on the same joints, in %.
     pub auc: f64,
 }
 
+/// A group's valid frames, and the velocity error of each pair of
+/// consecutive valid frames of one video.
+#[derive(Debug, Default)]
+struct Frames {
+    pred: Vec<Pose3>,
+    gt: Vec<Pose3>,
+    velocity_errors: Vec<f64>,
+}
+
+impl Frames {
+    fn extend(&mut self, other: Frames) {
+        self.pred.extend(other.pred);
+        self.gt.extend(other.gt);
+        self.velocity_errors.extend(other.velocity_errors);
+    }
+}
+
 impl Row {
-    pub fn compute(group: &str, pred: &[Pose3], gt: &[Pose3]) -> Result<Row, dak_core::GeometryError> {
+    fn compute(group: &str, frames: &Frames) -> Result<Row, dak_core::GeometryError> {
+        let (pred, gt) = (&frames.pred, &frames.gt);
         let joints = &metrics::PCK_JOINTS_3DHP;
+        let v = &frames.velocity_errors;
         Ok(Row {
             group: group.to_string(),
             frames: pred.len(),
             mpjpe_mm: metrics::mpjpe(pred, gt)?,
             p_mpjpe_mm: metrics::p_mpjpe(pred, gt)?,
             n_mpjpe_mm: metrics::n_mpjpe(pred, gt)?,
+            mpjve_mm: (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64),
             pck150: 100.0 * metrics::pck(pred, gt, joints, metrics::PCK_THRESHOLD_MM)?,
             auc: 100.0 * metrics::auc(pred, gt, joints)?,
         })
@@ -39,12 +65,14 @@ impl Row {
     fn mean_of(group: &str, rows: &[Row]) -> Row {
         let n = rows.len().max(1) as f64;
         let mean = |f: fn(&Row) -> f64| rows.iter().map(f).sum::<f64>() / n;
+        let velocities: Vec<f64> = rows.iter().filter_map(|r| r.mpjve_mm).collect();
         Row {
             group: group.to_string(),
             frames: rows.iter().map(|r| r.frames).sum(),
             mpjpe_mm: mean(|r| r.mpjpe_mm),
             p_mpjpe_mm: mean(|r| r.p_mpjpe_mm),
             n_mpjpe_mm: mean(|r| r.n_mpjpe_mm),
+            mpjve_mm: (!velocities.is_empty()).then(|| velocities.iter().sum::<f64>() / velocities.len() as f64),
             pck150: mean(|r| r.pck150),
             auc: mean(|r| r.auc),
         }
@@ -54,11 +82,45 @@ impl Row {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     pub protocol: Protocol,
+    /// One row per group of the protocol (action, test sequence or recording).
     pub rows: Vec<Row>,
+    /// One row per subject, where the protocol's groups are not subjects
+    /// already (Human3.6M: S9, S11; 3DPW: each person of a recording).
+    #[serde(default)]
+    pub subjects: Vec<Row>,
     /// Mean over groups (the Human3.6M convention).
     pub group_mean: Row,
     /// Over all frames at once.
     pub all_frames: Row,
+}
+
+/// Valid frames of each video with its predictions, root-relative mm,
+/// keyed by `key(video)`.
+fn gather(videos: &VideoSet, predictions: &[Vec<f32>], key: impl Fn(&Video) -> String) -> BTreeMap<String, Frames> {
+    use dak_core::skeleton::{pose_from_flat, root_relative};
+    const J3: usize = dak_core::NUM_JOINTS * 3;
+    let mut groups: BTreeMap<String, Frames> = BTreeMap::new();
+    for (video, p) in videos.videos.iter().zip(predictions) {
+        let entry = groups.entry(key(video)).or_default();
+        let mut previous: Option<(Pose3, Pose3)> = None;
+        for f in 0..video.len() {
+            if !video.valid[f] {
+                previous = None;
+                continue;
+            }
+            let pred = pose_from_flat(&p[f * J3..(f + 1) * J3]);
+            let gt = root_relative(&pose_from_flat(&video.poses_mm[f * J3..(f + 1) * J3]));
+            if let Some((pred_0, gt_0)) = previous {
+                let error = metrics::mpjve(&[pred_0, pred], &[gt_0, gt]).expect("two frames");
+                entry.velocity_errors.push(error);
+            }
+            entry.pred.push(pred);
+            entry.gt.push(gt);
+            previous = Some((pred, gt));
+        }
+    }
+    groups.retain(|_, frames| !frames.pred.is_empty());
+    groups
 }
 
 impl Table {
@@ -69,24 +131,22 @@ impl Table {
         videos: &VideoSet,
         predictions: &[Vec<f32>],
     ) -> Result<Table, dak_core::GeometryError> {
-        let mut groups: BTreeMap<String, (Vec<Pose3>, Vec<Pose3>)> = BTreeMap::new();
-        for (v, pred, gt) in videos.valid_pose_pairs(predictions) {
-            let entry = groups.entry(protocol.group_of(&videos.videos[v])).or_default();
-            entry.0.push(pred);
-            entry.1.push(gt);
-        }
         let mut rows = Vec::new();
-        let (mut all_pred, mut all_gt) = (Vec::new(), Vec::new());
-        for (group, (pred, gt)) in groups {
-            if pred.is_empty() {
-                continue;
-            }
-            rows.push(Row::compute(&group, &pred, &gt)?);
-            all_pred.extend(pred);
-            all_gt.extend(gt);
+        let mut all = Frames::default();
+        for (group, frames) in gather(videos, predictions, |v| protocol.group_of(v)) {
+            rows.push(Row::compute(&group, &frames)?);
+            all.extend(frames);
         }
-        let all_frames = Row::compute("all frames", &all_pred, &all_gt)?;
-        Ok(Table { protocol, group_mean: Row::mean_of("mean over groups", &rows), rows, all_frames })
+        let subjects = if protocol.grouping() == Grouping::Subject {
+            Vec::new()
+        } else {
+            gather(videos, predictions, |v| v.subject.clone())
+                .iter()
+                .map(|(subject, frames)| Row::compute(subject, frames))
+                .collect::<Result<_, _>>()?
+        };
+        let all_frames = Row::compute("all frames", &all)?;
+        Ok(Table { protocol, group_mean: Row::mean_of("mean over groups", &rows), rows, subjects, all_frames })
     }
 
     /// The protocol's headline row.
@@ -98,34 +158,140 @@ impl Table {
         }
     }
 
+    /// The protocol's rows, the two summaries, then (where there are any)
+    /// the per-subject rows under their own header.
     pub fn markdown(&self) -> String {
-        let mut s =
-            String::from("| group | frames | MPJPE (mm) | P-MPJPE (mm) | N-MPJPE (mm) | PCK@150 (%) | AUC (%) |\n");
-        s.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
-        for r in self.rows.iter().chain([&self.group_mean, &self.all_frames]) {
+        const HEADER: &str =
+            "| frames | MPJPE (mm) | P-MPJPE (mm) | N-MPJPE (mm) | MPJVE (mm/frame) | PCK@150 (%) | AUC (%) |\n";
+        let line = |s: &mut String, r: &Row| {
+            let mpjve = r.mpjve_mm.map_or("—".to_string(), |v| format!("{v:.1}"));
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {:.1} | {:.1} | {:.1} | {mpjve} | {:.1} | {:.1} |",
                 r.group, r.frames, r.mpjpe_mm, r.p_mpjpe_mm, r.n_mpjpe_mm, r.pck150, r.auc
             );
+        };
+        let rule = "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        let mut s = format!("| {} {HEADER}{rule}", self.protocol.grouping().name());
+        for r in self.rows.iter().chain([&self.group_mean, &self.all_frames]) {
+            line(&mut s, r);
+        }
+        if !self.subjects.is_empty() {
+            let _ = write!(s, "\n| subject {HEADER}{rule}");
+            for r in &self.subjects {
+                line(&mut s, r);
+            }
         }
         s
     }
 
+    /// One line per row; `table` says which table it belongs to (the
+    /// protocol's grouping, `summary` or `subject`).
     pub fn csv(&self) -> String {
-        let mut s = String::from("group,frames,mpjpe_mm,p_mpjpe_mm,n_mpjpe_mm,pck150,auc\n");
-        for r in self.rows.iter().chain([&self.group_mean, &self.all_frames]) {
+        let mut s = String::from("table,group,frames,mpjpe_mm,p_mpjpe_mm,n_mpjpe_mm,mpjve_mm,pck150,auc\n");
+        let grouping = self.protocol.grouping().name();
+        let tables = self.rows.iter().map(|r| (grouping, r)).chain(
+            [&self.group_mean, &self.all_frames]
+                .into_iter()
+                .map(|r| ("summary", r))
+                .chain(self.subjects.iter().map(|r| ("subject", r))),
+        );
+        for (table, r) in tables {
             let group = if r.group.contains([',', '"']) {
                 format!("\"{}\"", r.group.replace('"', "\"\""))
             } else {
                 r.group.clone()
             };
+            let mpjve = r.mpjve_mm.map_or(String::new(), |v| v.to_string());
             let _ = writeln!(
                 s,
-                "{group},{},{},{},{},{},{}",
+                "{table},{group},{},{},{},{},{mpjve},{},{}",
                 r.frames, r.mpjpe_mm, r.p_mpjpe_mm, r.n_mpjpe_mm, r.pck150, r.auc
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const J3: usize = dak_core::NUM_JOINTS * 3;
+
+    /// A video of `offsets.len()` frames of one pose (joint j at x = 10 j),
+    /// with predictions that are the root-relative pose shifted by
+    /// `offsets[f]` mm along x.
+    fn video(subject: &str, action: &str, offsets: &[f32], valid: &[bool]) -> (Video, Vec<f32>) {
+        let pose: Vec<f32> = (0..dak_core::NUM_JOINTS).flat_map(|j| [10.0 * j as f32, 0.0, 4000.0]).collect();
+        let poses_mm: Vec<f32> = offsets.iter().flat_map(|_| pose.clone()).collect();
+        let predictions = offsets
+            .iter()
+            .flat_map(|&o| (0..dak_core::NUM_JOINTS).flat_map(move |j| [10.0 * j as f32 + o, 0.0, 0.0]))
+            .collect();
+        let video = Video {
+            dataset: "h36m".into(),
+            subject: subject.into(),
+            action: action.into(),
+            sequence: format!("{subject}/{action}"),
+            camera: "c".into(),
+            intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),
+            inputs: vec![0.0; offsets.len() * dak_core::NUM_JOINTS * 2],
+            poses_mm,
+            valid: valid.to_vec(),
+        };
+        assert_eq!(video.poses_mm.len(), offsets.len() * J3);
+        (video, predictions)
+    }
+
+    fn set(videos: Vec<(Video, Vec<f32>)>) -> (VideoSet, Vec<Vec<f32>>) {
+        let (videos, predictions) = videos.into_iter().unzip();
+        (VideoSet { videos, inputs: Vec::new() }, predictions)
+    }
+
+    /// Velocities only between consecutive valid frames of one video: not
+    /// across an invalid frame, not from one video into the next.
+    #[test]
+    fn mpjve_takes_pairs_of_consecutive_valid_frames() {
+        let (videos, predictions) = set(vec![
+            video("S9", "Walking", &[0.0, 3.0, 100.0, 7.0], &[true, true, false, true]),
+            video("S9", "Walking", &[50.0], &[true]),
+        ]);
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        let row = &table.rows[0];
+        assert_eq!(row.frames, 4);
+        // Only frames 0 → 1 of the first video: |3 − 0| on every joint.
+        assert!((row.mpjve_mm.unwrap() - 3.0).abs() < 1e-4, "{row:?}");
+        // A group without a pair has none, and the CSV leaves it empty.
+        let (videos, predictions) = set(vec![video("S9", "Eating", &[1.0, 2.0], &[true, false])]);
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        assert_eq!(table.rows[0].mpjve_mm, None);
+        assert!(table.csv().lines().nth(1).unwrap().contains(",,"), "{}", table.csv());
+    }
+
+    #[test]
+    fn subjects_get_their_own_rows_where_groups_are_not_subjects() {
+        let (videos, predictions) = set(vec![
+            video("S9", "Walking", &[1.0, 1.0], &[true, true]),
+            video("S11", "Walking", &[5.0, 5.0, 5.0], &[true, true, true]),
+            video("S11", "Eating", &[5.0], &[true]),
+        ]);
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        let groups = |rows: &[Row]| rows.iter().map(|r| (r.group.clone(), r.frames)).collect::<Vec<_>>();
+        assert_eq!(groups(&table.rows), [("Eating".into(), 1), ("Walking".into(), 5)]);
+        assert_eq!(groups(&table.subjects), [("S11".into(), 4), ("S9".into(), 2)]);
+        // Each subject's own error: a constant x shift of 1 and 5 mm.
+        assert!((table.subjects[1].mpjpe_mm - 1.0).abs() < 1e-4 && (table.subjects[0].mpjpe_mm - 5.0).abs() < 1e-4);
+        let md = table.markdown();
+        assert!(md.starts_with("| action | frames |") && md.contains("\n| subject | frames |"), "{md}");
+        let csv = table.csv();
+        assert!(
+            csv.contains("\nsubject,S9,2,")
+                && csv.contains("\naction,Walking,5,")
+                && csv.contains("\nsummary,all frames,6,")
+        );
+        // 3DHP's rows are its test sequences (its subjects): no second table.
+        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions).unwrap();
+        assert!(table.subjects.is_empty() && !table.markdown().contains("| subject |"));
     }
 }
