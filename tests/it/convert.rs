@@ -245,6 +245,26 @@ fn mpi_inf_3dhp_train_and_test_match_reference_values() {
     assert!(invalid > 0, "the fixtures include invalid frames");
     let valid_ts1 = rows.iter().filter(|((s, _, _), r)| s == "TS1" && r.valid).count() as u64;
     assert_eq!(valid_ts1, test["valid_frames"]["TS1"].as_u64().unwrap());
+    // The evaluation sees each frame's own activity (a test sequence goes
+    // through several) and tabulates the valid frames per activity.
+    let protocol = dak_eval::Protocol::Mpi3dhp;
+    let videos =
+        dak_train::VideoSet::load(std::slice::from_ref(&out), &protocol.filter(), dak_train::Input2d::Gt).unwrap();
+    for s in test["samples"].as_array().unwrap() {
+        let video = videos.videos.iter().find(|v| v.subject == s["sequence"].as_str().unwrap()).unwrap();
+        let want = dak_datasets::mpi3dhp::ACTIVITIES[s["activity"].as_u64().unwrap() as usize - 1];
+        assert_eq!(video.action_at(s["frame"].as_u64().unwrap() as usize), want, "{s}");
+    }
+    let truth: Vec<Vec<f32>> = videos
+        .videos
+        .iter()
+        .map(|v| v.poses_mm.chunks_exact(51).flat_map(|p| (0..51).map(|k| p[k] - p[k % 3])).collect())
+        .collect();
+    let table = dak_eval::Table::build(protocol, &videos, &truth).unwrap();
+    assert!(table.activities.len() > 1, "{:?}", table.activities);
+    let valid: u64 = test["valid_frames"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(table.activities.iter().map(|r| r.frames as u64).sum::<u64>(), valid);
+    assert!(table.activities.iter().all(|r| r.mpjpe_mm < 1e-3), "{:?}", table.activities);
     // `dak-prep stats` counts every frame and the valid ones apart.
     let json = tmp.path().join("stats.json");
     let o = run("dak-prep", &["-q", "stats", out.to_str().unwrap(), "--json", json.to_str().unwrap()]);

@@ -58,6 +58,7 @@ pub fn infer(
         dataset: "video".into(),
         subject: String::new(),
         action: String::new(),
+        action_changes: Vec::new(),
         sequence: track.source.display().to_string(),
         camera: String::new(),
         intrinsics: Intrinsics::pinhole(f64::from(width), width, height),

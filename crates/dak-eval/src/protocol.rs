@@ -123,6 +123,7 @@ mod tests {
             dataset: dataset.into(),
             subject: subject.into(),
             action: action.into(),
+            action_changes: Vec::new(),
             sequence: sequence.into(),
             camera: "c".into(),
             intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),

@@ -51,7 +51,7 @@ pub fn render(
         let pred = &predictions[v][f * 51..(f + 1) * 51];
         let root = [gt[0], gt[1], gt[2]];
         let x0 = (k as u32 * PANEL) as i64;
-        let label = format!("{} {}", video.action, f);
+        let label = format!("{} {}", video.action_at(f), f);
         canvas.text(x0 + 4, 4, &label.chars().take(30).collect::<String>(), BLACK, 1);
         for (row, view) in views.iter().enumerate() {
             let points = |flat: &[f32], offset: [f32; 3]| -> Vec<(f64, f64)> {

@@ -88,6 +88,11 @@ pub struct Table {
     /// already (Human3.6M: S9, S11; 3DPW: each person of a recording).
     #[serde(default)]
     pub subjects: Vec<Row>,
+    /// One row per activity, frame by frame, where the protocol's rows
+    /// mix activities (3DHP's test sequences; its official script's
+    /// activity-wise table).
+    #[serde(default)]
+    pub activities: Vec<Row>,
     /// Mean over groups (the Human3.6M convention).
     pub group_mean: Row,
     /// Over all frames at once.
@@ -95,28 +100,34 @@ pub struct Table {
 }
 
 /// Valid frames of each video with its predictions, root-relative mm,
-/// keyed by `key(video)`.
-fn gather(videos: &VideoSet, predictions: &[Vec<f32>], key: impl Fn(&Video) -> String) -> BTreeMap<String, Frames> {
+/// grouped by `key(video, frame)`; a velocity pair only within one group.
+fn gather(
+    videos: &VideoSet,
+    predictions: &[Vec<f32>],
+    key: impl Fn(&Video, usize) -> String,
+) -> BTreeMap<String, Frames> {
     use dak_core::skeleton::{pose_from_flat, root_relative};
     const J3: usize = dak_core::NUM_JOINTS * 3;
     let mut groups: BTreeMap<String, Frames> = BTreeMap::new();
     for (video, p) in videos.videos.iter().zip(predictions) {
-        let entry = groups.entry(key(video)).or_default();
-        let mut previous: Option<(Pose3, Pose3)> = None;
+        // The previous frame when it was valid: (its group, pred, gt).
+        let mut previous: Option<(String, Pose3, Pose3)> = None;
         for f in 0..video.len() {
             if !video.valid[f] {
                 previous = None;
                 continue;
             }
+            let group = key(video, f);
+            let entry = groups.entry(group.clone()).or_default();
             let pred = pose_from_flat(&p[f * J3..(f + 1) * J3]);
             let gt = root_relative(&pose_from_flat(&video.poses_mm[f * J3..(f + 1) * J3]));
-            if let Some((pred_0, gt_0)) = previous {
-                let error = metrics::mpjve(&[pred_0, pred], &[gt_0, gt]).expect("two frames");
+            if let Some((_, pred_0, gt_0)) = previous.as_ref().filter(|(g, _, _)| *g == group) {
+                let error = metrics::mpjve(&[*pred_0, pred], &[*gt_0, gt]).expect("two frames");
                 entry.velocity_errors.push(error);
             }
             entry.pred.push(pred);
             entry.gt.push(gt);
-            previous = Some((pred, gt));
+            previous = Some((group, pred, gt));
         }
     }
     groups.retain(|_, frames| !frames.pred.is_empty());
@@ -133,20 +144,23 @@ impl Table {
     ) -> Result<Table, dak_core::GeometryError> {
         let mut rows = Vec::new();
         let mut all = Frames::default();
-        for (group, frames) in gather(videos, predictions, |v| protocol.group_of(v)) {
+        for (group, frames) in gather(videos, predictions, |v, _| protocol.group_of(v)) {
             rows.push(Row::compute(&group, &frames)?);
             all.extend(frames);
         }
-        let subjects = if protocol.grouping() == Grouping::Subject {
-            Vec::new()
-        } else {
-            gather(videos, predictions, |v| v.subject.clone())
+        let table_of = |key: &dyn Fn(&Video, usize) -> String| {
+            gather(videos, predictions, key)
                 .iter()
-                .map(|(subject, frames)| Row::compute(subject, frames))
-                .collect::<Result<_, _>>()?
+                .map(|(group, frames)| Row::compute(group, frames))
+                .collect::<Result<Vec<Row>, _>>()
         };
+        let subjects =
+            if protocol.grouping() == Grouping::Subject { Vec::new() } else { table_of(&|v, _| v.subject.clone())? };
+        let activities =
+            if protocol == Protocol::Mpi3dhp { table_of(&|v, f| v.action_at(f).to_string())? } else { Vec::new() };
         let all_frames = Row::compute("all frames", &all)?;
-        Ok(Table { protocol, group_mean: Row::mean_of("mean over groups", &rows), rows, subjects, all_frames })
+        let group_mean = Row::mean_of("mean over groups", &rows);
+        Ok(Table { protocol, group_mean, rows, subjects, activities, all_frames })
     }
 
     /// The protocol's headline row.
@@ -159,7 +173,7 @@ impl Table {
     }
 
     /// The protocol's rows, the two summaries, then (where there are any)
-    /// the per-subject rows under their own header.
+    /// the per-subject and per-activity rows under their own headers.
     pub fn markdown(&self) -> String {
         const HEADER: &str =
             "| frames | MPJPE (mm) | P-MPJPE (mm) | N-MPJPE (mm) | MPJVE (mm/frame) | PCK@150 (%) | AUC (%) |\n";
@@ -176,17 +190,19 @@ impl Table {
         for r in self.rows.iter().chain([&self.group_mean, &self.all_frames]) {
             line(&mut s, r);
         }
-        if !self.subjects.is_empty() {
-            let _ = write!(s, "\n| subject {HEADER}{rule}");
-            for r in &self.subjects {
-                line(&mut s, r);
+        for (name, rows) in [("subject", &self.subjects), ("activity", &self.activities)] {
+            if !rows.is_empty() {
+                let _ = write!(s, "\n| {name} {HEADER}{rule}");
+                for r in rows {
+                    line(&mut s, r);
+                }
             }
         }
         s
     }
 
     /// One line per row; `table` says which table it belongs to (the
-    /// protocol's grouping, `summary` or `subject`).
+    /// protocol's grouping, `summary`, `subject` or `activity`).
     pub fn csv(&self) -> String {
         let mut s = String::from("table,group,frames,mpjpe_mm,p_mpjpe_mm,n_mpjpe_mm,mpjve_mm,pck150,auc\n");
         let grouping = self.protocol.grouping().name();
@@ -194,7 +210,8 @@ impl Table {
             [&self.group_mean, &self.all_frames]
                 .into_iter()
                 .map(|r| ("summary", r))
-                .chain(self.subjects.iter().map(|r| ("subject", r))),
+                .chain(self.subjects.iter().map(|r| ("subject", r)))
+                .chain(self.activities.iter().map(|r| ("activity", r))),
         );
         for (table, r) in tables {
             let group = if r.group.contains([',', '"']) {
@@ -233,6 +250,7 @@ mod tests {
             dataset: "h36m".into(),
             subject: subject.into(),
             action: action.into(),
+            action_changes: Vec::new(),
             sequence: format!("{subject}/{action}"),
             camera: "c".into(),
             intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),
@@ -293,5 +311,29 @@ mod tests {
         // 3DHP's rows are its test sequences (its subjects): no second table.
         let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions).unwrap();
         assert!(table.subjects.is_empty() && !table.markdown().contains("| subject |"));
+    }
+
+    /// 3DHP's test sequences go through several activities: a row per
+    /// activity takes each frame by its own activity, and velocities only
+    /// within one.
+    #[test]
+    fn activities_are_taken_frame_by_frame() {
+        let (mut ts1, p1) = video("TS1", "Walk", &[0.0, 2.0, 4.0, 10.0, 11.0], &[true; 5]);
+        ts1.action_changes = vec![(3, "Sit".into())];
+        let (ts2, p2) = video("TS2", "Sit", &[1.0, 1.0], &[true, true]);
+        assert_eq!((ts1.action_at(2), ts1.action_at(3), ts1.action_at(4)), ("Walk", "Sit", "Sit"));
+        let (videos, predictions) = set(vec![(ts1, p1), (ts2, p2)]);
+        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions).unwrap();
+        let groups: Vec<_> = table.activities.iter().map(|r| (r.group.as_str(), r.frames)).collect();
+        assert_eq!(groups, [("Sit", 4), ("Walk", 3)]);
+        // Sit: pairs 10 → 11 (1 mm) and 1 → 1 (0); the 4 → 10 step crosses activities.
+        assert!((table.activities[0].mpjve_mm.unwrap() - 0.5).abs() < 1e-4, "{:?}", table.activities[0]);
+        // Walk: 0 → 2 → 4.
+        assert!((table.activities[1].mpjve_mm.unwrap() - 2.0).abs() < 1e-4);
+        // The sequence rows still take the whole sequence, crossing included.
+        assert!((table.rows[0].mpjve_mm.unwrap() - (2.0 + 2.0 + 6.0 + 1.0) / 4.0).abs() < 1e-4);
+        assert!(table.markdown().contains("\n| activity | frames |") && table.csv().contains("\nactivity,Sit,4,"));
+        // Human3.6M has none.
+        assert!(Table::build(Protocol::H36mFull, &videos, &predictions).unwrap().activities.is_empty());
     }
 }

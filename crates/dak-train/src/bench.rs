@@ -100,6 +100,7 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
                 dataset: "bench".into(),
                 subject: "S0".into(),
                 action: "random".into(),
+                action_changes: Vec::new(),
                 sequence: format!("v{v}"),
                 camera: "0".into(),
                 intrinsics: camera,

@@ -38,7 +38,12 @@ pub enum Input2d {
 pub struct Video {
     pub dataset: String,
     pub subject: String,
+    /// The action of the first frame.
     pub action: String,
+    /// Where the action changes within the video (3DHP's test sequences
+    /// go through several activities): (first frame, action), in frame
+    /// order; empty where `action` holds throughout.
+    pub action_changes: Vec<(usize, String)>,
     pub sequence: String,
     pub camera: String,
     pub intrinsics: Intrinsics,
@@ -56,6 +61,15 @@ impl Video {
 
     pub fn is_empty(&self) -> bool {
         self.valid.is_empty()
+    }
+
+    /// The action at frame `f`.
+    pub fn action_at(&self, f: usize) -> &str {
+        let changed = self.action_changes.partition_point(|(first, _)| *first <= f);
+        match changed {
+            0 => &self.action,
+            k => &self.action_changes[k - 1].1,
+        }
     }
 }
 
@@ -181,10 +195,17 @@ impl VideoSet {
                 normalize_screen_f32(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
                 poses_mm.extend_from_slice(&r.pose);
             }
+            let mut action_changes = Vec::new();
+            for (f, pair) in frames.windows(2).enumerate() {
+                if pair[1].action != pair[0].action {
+                    action_changes.push((f + 1, pair[1].action.clone()));
+                }
+            }
             videos.push(Video {
                 dataset,
                 subject,
                 action: frames[0].action.clone(),
+                action_changes,
                 sequence,
                 camera,
                 intrinsics,
@@ -511,6 +532,31 @@ mod tests {
         assert!(one.frames() > 0);
         let err = VideoSet::load(&[a, b], &SourceFilter::default(), Input2d::Gt).unwrap_err().to_string();
         assert!(err.contains("appears twice") && err.contains("overlap"), "{err}");
+    }
+
+    /// A video whose frames change action (3DHP's test sequences) keeps
+    /// where each action starts, in frame order whatever the row order.
+    #[test]
+    fn a_video_keeps_where_its_action_changes() {
+        let row = |frame: u32, action: &str| FrameRow {
+            frame,
+            action: action.into(),
+            input_px: vec![500.0; J2],
+            pose: [1.0; J3],
+            valid: true,
+        };
+        let key = ("3dhp".to_string(), "TS1".to_string(), "TS1".to_string(), "TS1".to_string());
+        let frames = vec![row(3, "Sit"), row(0, "Walk"), row(4, "Walk"), row(1, "Walk"), row(2, "Sit")];
+        let cameras = BTreeMap::from([(
+            ("3dhp".to_string(), "TS1".to_string(), "TS1".to_string()),
+            Intrinsics::pinhole(1000.0, 1000, 1000),
+        )]);
+        let set = VideoSet::assemble(&[], BTreeMap::from([(key, frames)]), &cameras).unwrap();
+        let video = &set.videos[0];
+        assert_eq!(video.action, "Walk");
+        assert_eq!(video.action_changes, [(2, "Sit".to_string()), (4, "Walk".to_string())]);
+        let actions: Vec<&str> = (0..5).map(|f| video.action_at(f)).collect();
+        assert_eq!(actions, ["Walk", "Walk", "Sit", "Sit", "Walk"]);
     }
 
     #[test]

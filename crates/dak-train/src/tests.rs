@@ -35,6 +35,7 @@ fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
                 dataset: "memory".into(),
                 subject: name.split('/').next().unwrap().into(),
                 action: name.split('/').nth(1).unwrap().into(),
+                action_changes: Vec::new(),
                 sequence: name,
                 camera: "0".into(),
                 intrinsics: camera,
