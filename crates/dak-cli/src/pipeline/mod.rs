@@ -155,7 +155,8 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
     let exe = std::env::current_exe().context("locating the dak binary")?;
     let (mut ran, mut skipped) = (0, 0);
     for (i, stage) in pipeline.stages.iter().enumerate() {
-        let why = match decide(stage, from.is_some_and(|f| i >= f), &[])? {
+        let forced = from.is_some_and(|f| i >= f);
+        let why = match decide(stage, forced, &[])? {
             Decision::UpToDate => {
                 tracing::info!("stage `{}`: up to date", stage.raw.name);
                 skipped += 1;
@@ -174,13 +175,7 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
             inputs.insert(input.path.display().to_string(), fp);
         }
         let mut command = Command::new(&exe);
-        command.args(&stage.raw.argv);
-        if stage.takes_force && !stage.raw.argv.iter().any(|a| a == "--force") {
-            command.arg("--force");
-        }
-        if quiet {
-            command.arg("--quiet");
-        }
+        command.args(stage.command_args(forced, quiet));
         let status = command.status().with_context(|| format!("starting stage `{}`", stage.raw.name))?;
         if !status.success() {
             bail!(

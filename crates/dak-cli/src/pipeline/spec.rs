@@ -29,6 +29,25 @@ pub struct Stage {
     pub io: StageIo,
 }
 
+impl Stage {
+    /// The arguments the runner gives `dak` for this stage. `--force` where
+    /// the command takes it (the stage runs over an existing output) and
+    /// `--quiet` when asked, each only once. A stage forced by `--from` is
+    /// to be redone: it drops `--resume`, which would otherwise continue
+    /// (or, finished, merely re-export) the run it is asked to redo.
+    pub fn command_args(&self, forced_by_from: bool, quiet: bool) -> Vec<String> {
+        let mut args: Vec<String> =
+            self.raw.argv.iter().filter(|a| !(forced_by_from && *a == "--resume")).cloned().collect();
+        if self.takes_force && !args.iter().any(|a| a == "--force") {
+            args.push("--force".into());
+        }
+        if quiet && !args.iter().any(|a| a == "--quiet" || a == "-q") {
+            args.push("--quiet".into());
+        }
+        args
+    }
+}
+
 /// Read and check `file`; `overrides` replace `[vars]` entries (`--set`).
 pub fn load(file: &Path, overrides: &[(String, String)]) -> Result<Pipeline, SpecError> {
     check(dak_pipeline::load_document(file, overrides)?)
@@ -153,6 +172,21 @@ resume = false
         // --set overrides a var.
         let p = parse(Path::new("p.toml"), GOOD, &[("epochs".into(), "9".into())]).unwrap();
         assert!(p.stages[1].raw.argv.contains(&"9".to_string()));
+    }
+
+    #[test]
+    fn the_runner_adds_force_and_quiet_once_and_from_drops_resume() {
+        let p = parse_text(&GOOD.replace("resume = false", "resume = true\nquiet = true")).unwrap();
+        let train = &p.stages[1];
+        let args = train.command_args(false, true);
+        let count = |a: &str| args.iter().filter(|x| *x == a).count();
+        assert_eq!((count("--resume"), count("--force"), count("--quiet")), (1, 1, 1), "{args:?}");
+        // Redone from scratch when --from names it or an earlier stage.
+        let args = train.command_args(true, false);
+        assert!(!args.contains(&"--resume".to_string()) && args.contains(&"--force".to_string()), "{args:?}");
+        // `prep synth` takes --force too; nothing else is added.
+        let prep = p.stages[0].command_args(false, false);
+        assert_eq!(prep[..prep.len() - 1], p.stages[0].raw.argv[..]);
     }
 
     fn error(text: &str) -> String {

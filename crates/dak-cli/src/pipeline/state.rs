@@ -28,9 +28,12 @@ pub struct Stamp {
     pub output: String,
 }
 
-/// Where the stamp of an output lives: inside an output directory, beside an output file.
+/// Where the stamp of an output lives: inside an output directory, beside
+/// an output file; an output not made yet is taken for a file if its name
+/// has an extension.
 pub fn stamp_path(output: &Path) -> PathBuf {
-    if output.extension().is_some() && !output.is_dir() {
+    let is_file = if output.exists() { !output.is_dir() } else { output.extension().is_some() };
+    if is_file {
         let name = output.file_name().unwrap_or_default().to_string_lossy();
         output.with_file_name(format!(".{name}{STAMP_NAME}"))
     } else {
@@ -68,7 +71,7 @@ pub fn fingerprint(path: &Path) -> anyhow::Result<Option<String>> {
         let markers: Vec<PathBuf> = MARKERS.iter().map(|m| path.join(m)).filter(|p| p.is_file()).collect();
         if markers.is_empty() {
             // Raw data or an unfinished output: names, sizes and times of every file.
-            listing_digest(&mut facts, path, path)?;
+            listing_digest(&mut facts, path, path, &mut Vec::new())?;
         }
         for m in markers {
             facts.extend_from_slice(m.file_name().unwrap_or_default().as_encoded_bytes());
@@ -93,7 +96,14 @@ fn size_and_time(meta: &std::fs::Metadata) -> String {
     format!("{}:{}", meta.len(), mtime.as_nanos())
 }
 
-fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path) -> anyhow::Result<()> {
+/// Raw data often links to files or folders kept elsewhere: links are
+/// followed (a changed target changes the digest), each folder once.
+fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let canonical = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    if seen.contains(&canonical) {
+        return Ok(());
+    }
+    seen.push(canonical);
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("listing {}", dir.display()))?
         .collect::<Result<_, _>>()
@@ -104,9 +114,9 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path) -> anyhow::Resul
         if entry.file_name() == STAMP_NAME {
             continue;
         }
-        let meta = entry.metadata()?;
+        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
         if meta.is_dir() {
-            listing_digest(facts, root, &path)?;
+            listing_digest(facts, root, &path, seen)?;
         } else {
             facts.extend_from_slice(path.strip_prefix(root).unwrap_or(&path).as_os_str().as_encoded_bytes());
             facts.extend_from_slice(size_and_time(&meta).as_bytes());
@@ -134,5 +144,25 @@ mod tests {
         assert_ne!(fingerprint(d).unwrap().unwrap(), a);
         assert_eq!(stamp_path(Path::new("x/stats.json")), Path::new("x/.stats.json.dak-stage.json"));
         assert_eq!(stamp_path(d), d.join(STAMP_NAME));
+        // An existing output file without an extension has its stamp beside it.
+        std::fs::write(d.join("stats"), "{}").unwrap();
+        assert_eq!(stamp_path(&d.join("stats")), d.join(".stats.dak-stage.json"));
+    }
+
+    /// Raw data linked from elsewhere: a change of the target is a change,
+    /// and a link back up the tree ends.
+    #[cfg(unix)]
+    #[test]
+    fn listings_follow_links_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (data, elsewhere) = (dir.path().join("data"), dir.path().join("elsewhere"));
+        std::fs::create_dir_all(data.join("S1")).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("annot.mat"), "a").unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("annot.mat"), data.join("S1/annot.mat")).unwrap();
+        std::os::unix::fs::symlink(&data, data.join("S1/loop")).unwrap();
+        let before = fingerprint(&data).unwrap().unwrap();
+        std::fs::write(elsewhere.join("annot.mat"), "a longer file").unwrap();
+        assert_ne!(fingerprint(&data).unwrap().unwrap(), before);
     }
 }
