@@ -114,7 +114,12 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<P
         if entry.file_name() == STAMP_NAME {
             continue;
         }
-        let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            // A dangling link counts as itself.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => entry.metadata()?,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         if meta.is_dir() {
             listing_digest(facts, root, &path, seen)?;
         } else {
@@ -164,5 +169,7 @@ mod tests {
         let before = fingerprint(&data).unwrap().unwrap();
         std::fs::write(elsewhere.join("annot.mat"), "a longer file").unwrap();
         assert_ne!(fingerprint(&data).unwrap().unwrap(), before);
+        std::os::unix::fs::symlink(dir.path().join("gone"), data.join("dangling")).unwrap();
+        assert!(fingerprint(&data).unwrap().is_some());
     }
 }
