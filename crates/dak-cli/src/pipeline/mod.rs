@@ -99,7 +99,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
             "not run yet".into()
         }));
     };
-    if stamp.command != stage.raw.argv {
+    if what_it_computes(&stamp.command) != what_it_computes(&stage.raw.argv) {
         return Ok(Decision::Run("its settings changed".into()));
     }
     for input in &stage.io.inputs {
@@ -112,6 +112,24 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
         return Ok(Decision::Run(format!("{} is missing or was changed since", output.display())));
     }
     Ok(Decision::UpToDate)
+}
+
+/// A command line less the flags that say where it runs, not what it
+/// computes: moving a pipeline to another GPU (`--set device=cuda:1`) must
+/// not refit the augmentors and so start a finished training run over.
+fn what_it_computes(argv: &[String]) -> Vec<&str> {
+    let mut out = Vec::with_capacity(argv.len());
+    let mut args = argv.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--device" => {
+                args.next();
+            }
+            a if a.starts_with("--device=") => {}
+            a => out.push(a),
+        }
+    }
+    out
 }
 
 /// What `run` would do, stage by stage, with the commands it would run.
@@ -195,4 +213,18 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
     }
     tracing::info!("pipeline `{}`: {ran} stages run, {skipped} up to date", pipeline.name);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_is_not_a_setting() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let cpu = argv("train --shards s --device cpu --epochs 3");
+        assert_eq!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --device=cuda:1 --epochs 3")));
+        assert_eq!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --epochs 3")));
+        assert_ne!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --device cpu --epochs 4")));
+    }
 }
