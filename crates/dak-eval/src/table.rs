@@ -45,6 +45,11 @@ impl Frames {
     }
 }
 
+/// The mean of `values`; none for none.
+fn mean_if_any(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
 impl Row {
     fn compute(group: &str, frames: &Frames) -> Result<Row, dak_core::GeometryError> {
         let (pred, gt) = (&frames.pred, &frames.gt);
@@ -56,7 +61,7 @@ impl Row {
             mpjpe_mm: metrics::mpjpe(pred, gt)?,
             p_mpjpe_mm: metrics::p_mpjpe(pred, gt)?,
             n_mpjpe_mm: metrics::n_mpjpe(pred, gt)?,
-            mpjve_mm: (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64),
+            mpjve_mm: mean_if_any(v),
             pck150: 100.0 * metrics::pck(pred, gt, joints, metrics::PCK_THRESHOLD_MM)?,
             auc: 100.0 * metrics::auc(pred, gt, joints)?,
         })
@@ -72,7 +77,7 @@ impl Row {
             mpjpe_mm: mean(|r| r.mpjpe_mm),
             p_mpjpe_mm: mean(|r| r.p_mpjpe_mm),
             n_mpjpe_mm: mean(|r| r.n_mpjpe_mm),
-            mpjve_mm: (!velocities.is_empty()).then(|| velocities.iter().sum::<f64>() / velocities.len() as f64),
+            mpjve_mm: mean_if_any(&velocities),
             pck150: mean(|r| r.pck150),
             auc: mean(|r| r.auc),
         }
@@ -99,38 +104,26 @@ pub struct Table {
     pub all_frames: Row,
 }
 
-/// Valid frames of each video with its predictions, root-relative mm,
-/// grouped by `key(video, frame)`; a velocity pair only within one group.
-fn gather(
-    videos: &VideoSet,
-    predictions: &[Vec<f32>],
-    key: impl Fn(&Video, usize) -> String,
-) -> BTreeMap<String, Frames> {
-    use dak_core::skeleton::{pose_from_flat, root_relative};
-    const J3: usize = dak_core::NUM_JOINTS * 3;
+/// One valid frame: (video, frame, prediction, ground truth), root-relative mm.
+type FramePair = (usize, usize, Pose3, Pose3);
+
+/// `frames` (in video and frame order) grouped by `key(video, frame)`; a
+/// velocity pair is two consecutive frames of one video in one group.
+fn gather(videos: &VideoSet, frames: &[FramePair], key: impl Fn(&Video, usize) -> String) -> BTreeMap<String, Frames> {
     let mut groups: BTreeMap<String, Frames> = BTreeMap::new();
-    for (video, p) in videos.videos.iter().zip(predictions) {
-        // The previous frame when it was valid: (its group, pred, gt).
-        let mut previous: Option<(String, Pose3, Pose3)> = None;
-        for f in 0..video.len() {
-            if !video.valid[f] {
-                previous = None;
-                continue;
-            }
-            let group = key(video, f);
-            let entry = groups.entry(group.clone()).or_default();
-            let pred = pose_from_flat(&p[f * J3..(f + 1) * J3]);
-            let gt = root_relative(&pose_from_flat(&video.poses_mm[f * J3..(f + 1) * J3]));
-            if let Some((_, pred_0, gt_0)) = previous.as_ref().filter(|(g, _, _)| *g == group) {
-                let error = metrics::mpjve(&[*pred_0, pred], &[*gt_0, gt]).expect("two frames");
-                entry.velocity_errors.push(error);
-            }
-            entry.pred.push(pred);
-            entry.gt.push(gt);
-            previous = Some((group, pred, gt));
+    let mut previous: Option<(String, &FramePair)> = None;
+    for pair @ (v, f, pred, gt) in frames {
+        let group = key(&videos.videos[*v], *f);
+        let entry = groups.entry(group.clone()).or_default();
+        if let Some((_, (_, _, pred_0, gt_0))) =
+            previous.as_ref().filter(|(g, (v0, f0, _, _))| *g == group && v0 == v && f0 + 1 == *f)
+        {
+            entry.velocity_errors.push(metrics::mpjve(&[*pred_0, *pred], &[*gt_0, *gt]).expect("two frames"));
         }
+        entry.pred.push(*pred);
+        entry.gt.push(*gt);
+        previous = Some((group, pair));
     }
-    groups.retain(|_, frames| !frames.pred.is_empty());
     groups
 }
 
@@ -142,14 +135,15 @@ impl Table {
         videos: &VideoSet,
         predictions: &[Vec<f32>],
     ) -> Result<Table, dak_core::GeometryError> {
+        let pairs: Vec<FramePair> = videos.valid_pose_pairs(predictions).collect();
         let mut rows = Vec::new();
         let mut all = Frames::default();
-        for (group, frames) in gather(videos, predictions, |v, _| protocol.group_of(v)) {
+        for (group, frames) in gather(videos, &pairs, |v, _| protocol.group_of(v)) {
             rows.push(Row::compute(&group, &frames)?);
             all.extend(frames);
         }
         let table_of = |key: &dyn Fn(&Video, usize) -> String| {
-            gather(videos, predictions, key)
+            gather(videos, &pairs, key)
                 .iter()
                 .map(|(group, frames)| Row::compute(group, frames))
                 .collect::<Result<Vec<Row>, _>>()

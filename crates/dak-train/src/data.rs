@@ -221,17 +221,18 @@ impl VideoSet {
         self.videos.iter().map(Video::len).sum()
     }
 
-    /// `(video, prediction, ground truth)` for every valid frame, both
-    /// root-relative in mm; `predictions` hold F × 51 values per video.
+    /// `(video, frame, prediction, ground truth)` for every valid frame,
+    /// in order, both root-relative in mm; `predictions` hold F × 51 values
+    /// per video.
     pub fn valid_pose_pairs<'a>(
         &'a self,
         predictions: &'a [Vec<f32>],
-    ) -> impl Iterator<Item = (usize, dak_core::Pose3, dak_core::Pose3)> + 'a {
+    ) -> impl Iterator<Item = (usize, usize, dak_core::Pose3, dak_core::Pose3)> + 'a {
         use dak_core::skeleton::{pose_from_flat, root_relative};
         self.videos.iter().zip(predictions).enumerate().flat_map(|(v, (video, p))| {
             (0..video.len()).filter(|&f| video.valid[f]).map(move |f| {
                 let gt = root_relative(&pose_from_flat(&video.poses_mm[f * J3..(f + 1) * J3]));
-                (v, pose_from_flat(&p[f * J3..(f + 1) * J3]), gt)
+                (v, f, pose_from_flat(&p[f * J3..(f + 1) * J3]), gt)
             })
         })
     }

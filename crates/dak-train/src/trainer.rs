@@ -646,7 +646,7 @@ pub fn predict_videos(
 /// MPJPE and P-MPJPE of root-relative predictions against each video's
 /// root-relative ground truth, over valid frames.
 pub fn evaluate_predictions(videos: &VideoSet, predictions: &[Vec<f32>]) -> Result<EvalResult> {
-    let (pred, gt): (Vec<_>, Vec<_>) = videos.valid_pose_pairs(predictions).map(|(_, p, g)| (p, g)).unzip();
+    let (pred, gt): (Vec<_>, Vec<_>) = videos.valid_pose_pairs(predictions).map(|(_, _, p, g)| (p, g)).unzip();
     let err = |e: dak_core::GeometryError| Error::Data {
         path: videos.inputs.first().cloned().unwrap_or_default(),
         reason: format!("evaluation: {e}"),
