@@ -148,12 +148,20 @@ part_with_peak() {
 
 # (a) training steps, G alone and the full method, T = 27/81, fp32/bf16.
 want train && part ours-train 300 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" "${extra[@]}"
-# The same at T = 27 with one backward of the whole objective, as the
-# reference runs it (ours runs it part by part): the like-for-like step.
+# The same at T = 27 with one backward of the whole objective and the
+# auxiliary passes joined, as the reference runs it (ours runs it part by
+# part, auxiliary passes apart): the like-for-like step.
 want train && part ours-train-one-backward 180 "$bin/dak-train" --bench --device "$device" --bench-steps "$steps" \
   --frames 27 --one-backward "${extra[@]}"
 want reference && part reference 300 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
   --device "$device" --steps "$steps" "${ref_extra[@]}"
+# The two choices of our default step, priced on the reference itself: the
+# auxiliary estimators' real and synthetic clips in two passes (ours part by
+# part), and gradients accumulated into zeroed buffers (ours flat buffers).
+want reference && part reference-split-aux 180 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" \
+  --device "$device" --steps "$steps" --method full --frames 27 --split-aux --no-inference "${ref_extra[@]}"
+want reference && part reference-grads-in-place 120 bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' \
+  "$python" --device "$device" --steps "$steps" --method g --frames 27 --zero-grad-in-place --no-inference "${ref_extra[@]}"
 # (a') The reference's full method at T = 27 in fp32 held 78.8 GiB on an
 # H200: on an H100 it may not fit. Then both sides again at batch 32, so
 # that the fp32 ratio is still measured (on the same GPU, the same work).

@@ -9,10 +9,15 @@ warm-up:
       fp32 and bf16 autocast;
   (b) inference frames/s of G at T = 81 for batch 1, 64, 1024;
   (c) peak GPU memory of each.
-Prints one JSON object per measurement.
+Prints one JSON object per measurement; a training row also has the
+update alone (update_s) and the objective's forward alone (forward_s).
+--split-aux and --zero-grad-in-place run the step the way dak-train's
+default does (auxiliary passes apart; gradients accumulated into zeroed
+buffers), to price those choices on the same GPU.
 
     python benches/reference/bench_torch.py [--device cuda] [--channels 512] [--steps 20] [--quick]
         [--frames T] [--precision fp32|bf16] [--method g|full] [--no-inference]
+        [--split-aux] [--zero-grad-in-place]
 """
 import argparse
 import gc
@@ -122,7 +127,7 @@ def batch(b, t, device):
     }
 
 
-def full_loss(m, d, lam=0.5):
+def full_loss(m, d, lam=0.5, split_aux=False):
     b = d["x"].shape[0]
     target = (d["pose"] - d["pose"][:, :, :1]) / 1000
     pose_sa = structure_augment(d["pose"], d["factors"])
@@ -134,11 +139,19 @@ def full_loss(m, d, lam=0.5):
     fd = mpjpe(m.g.decode(s, d_sa), target) + mpjpe(m.g.decode(s_sa, dd), target_sa)
     adv = []
     for aux, disc, xs, ts, kind in ((m.g_sma, m.d_str, d["x_sma"], d["X_sma"], 0), (m.g_dma, m.d_dyn, d["x_dma"], d["X_dma"], 1)):
-        fs, fdyn = aux.encode(torch.cat([d["x"], xs]))
-        pred = aux.decode(fs, fdyn)
-        pe = pe + mpjpe(pred[:b], target) + mpjpe(pred[b:], ts)
+        if split_aux:
+            # Real and synthetic clips in two passes (dak-train's part-by-part
+            # backward does this to hold one pass at a time): the same
+            # function, smaller matrix products.
+            fs, fdyn = aux.encode(xs)
+            pe = pe + mpjpe(aux(d["x"]), target) + mpjpe(aux.decode(fs, fdyn), ts)
+        else:
+            fs, fdyn = aux.encode(torch.cat([d["x"], xs]))
+            pred = aux.decode(fs, fdyn)
+            pe = pe + mpjpe(pred[:b], target) + mpjpe(pred[b:], ts)
+            fs, fdyn = fs[b:], fdyn[b:]
         feat, real = (fs, s) if kind == 0 else (fdyn, dd)
-        adv.append(lsgan(disc(Reverse.apply(feat[b:], lam)), disc(Reverse.apply(real, lam))))
+        adv.append(lsgan(disc(Reverse.apply(feat, lam)), disc(Reverse.apply(real, lam))))
     return 10 * pe + 4 * fd + 4 * (adv[0] + 2 * adv[1])
 
 
@@ -170,6 +183,12 @@ def main():
     ap.add_argument("--precision", choices=["fp32", "bf16"], help="only this precision")
     ap.add_argument("--method", choices=["g", "full"], help="only this training step")
     ap.add_argument("--no-inference", action="store_true", help="skip the inference rows")
+    ap.add_argument("--zero-grad-in-place", action="store_true",
+                    help="zero the gradients and let the backward accumulate into them (as dak-train's flat "
+                         "gradient buffers) instead of freeing them; work gains -grads-in-place")
+    ap.add_argument("--split-aux", action="store_true",
+                    help="full method: real and synthetic clips through each auxiliary estimator in two passes "
+                         "(as dak-train's default part-by-part backward), work train-full-split-aux")
     args = ap.parse_args()
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -187,20 +206,24 @@ def main():
                 opt = torch.optim.Adam(model.parameters(), lr=5e-5)
                 data = batch(args.batch, frames, device)
 
-                def step():
+                def objective():
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                         if method == "g":
-                            loss = mpjpe(model(data["x"]), (data["pose"] - data["pose"][:, :, :1]) / 1000)
-                        else:
-                            loss = full_loss(model, data)
-                    opt.zero_grad(set_to_none=True)
+                            return mpjpe(model(data["x"]), (data["pose"] - data["pose"][:, :, :1]) / 1000)
+                        return full_loss(model, data, split_aux=args.split_aux)
+
+                def step():
+                    loss = objective()
+                    opt.zero_grad(set_to_none=not args.zero_grad_in_place)
                     loss.backward()
                     opt.step()
 
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
-                row = {"impl": "pytorch-eager", "device": name, "work": f"train-{method}", "frames": frames,
-                       "batch": args.batch, "precision": precision}
+                work = f"train-{method}" + ("-split-aux" if method == "full" and args.split_aux else "")
+                work += "-grads-in-place" if args.zero_grad_in_place else ""
+                row = {"impl": "pytorch-eager", "device": name, "work": work, "frames": frames, "batch": args.batch,
+                       "precision": precision}
                 oom = None
                 try:
                     t = timed(step, args.steps, args.warmup, device)
@@ -210,7 +233,7 @@ def main():
                     # Does not fit (T = 81 fp32 full method): a result too; go on
                     # once the failed step's tensors are freed.
                     print(json.dumps({**row, "out_of_memory": oom}), flush=True)
-                    del model, opt, data, step
+                    del model, opt, data, step, objective
                     gc.collect()
                     torch.cuda.empty_cache()
                     continue
@@ -218,13 +241,18 @@ def main():
                 # The update alone, from the last step's gradients (still in
                 # place): dak-train --bench's update_s.
                 update = timed(opt.step, args.steps, 1, device)
+                # The objective's forward alone, without autograd: dak-train
+                # --bench's forward_s (a gap there is in the forward, else in
+                # the backward).
+                with torch.no_grad():
+                    forward = timed(objective, args.steps, 1, device)
                 print(json.dumps({**row, "step_s": t, "samples_per_s": args.batch / t, "update_s": update,
-                                  "peak_gib": peak}), flush=True)
+                                  "forward_s": forward, "peak_gib": peak}), flush=True)
                 # Give the cache back before the next row: the full method at
                 # T = 27 fp32 leaves ~77 GiB cached on an H100, and cuDNN's own
                 # workspace (outside the cache) then fails with
                 # CUDNN_STATUS_INTERNAL_ERROR instead of an out-of-memory error.
-                del model, opt, data, step
+                del model, opt, data, step, objective
                 gc.collect()
                 if device.type == "cuda":
                     torch.cuda.empty_cache()

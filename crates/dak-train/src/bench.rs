@@ -33,6 +33,15 @@ pub struct BenchRecord {
     /// reference's `opt.step()`, it says whether a step-time gap is there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update_s: Option<f64>,
+    /// The step's inputs alone: batch assembly, copies to the device and
+    /// the random draws (the reference's data sit on the device already).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inputs_s: Option<f64>,
+    /// The objective's forward alone, without autograd (inputs included),
+    /// set against the reference's: a gap there is in the forward, else in
+    /// the backward.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forward_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_per_s: Option<f64>,
     /// Why a configuration that does not fit in memory has no timing.
@@ -53,6 +62,8 @@ impl BenchRecord {
             step_s: None,
             samples_per_s: None,
             update_s: None,
+            inputs_s: None,
+            forward_s: None,
             frames_per_s: None,
             out_of_memory: None,
         }
@@ -164,7 +175,16 @@ pub fn train_step(
     // The last step's gradients are still in place: update from them again.
     let lr = trainer.learning_rate(0);
     let update = median_time(device, 1, steps, || trainer.adam.step(lr));
-    Ok(BenchRecord { step_s: Some(t), samples_per_s: Some(batch as f64 / t), update_s: Some(update), ..record })
+    let inputs = median_time(device, 1, steps, || trainer.prepare_inputs(&windows, 0));
+    let forward = tch::no_grad(|| median_time(device, 1, steps, || drop(trainer.losses(&windows, 0, 0.5))));
+    Ok(BenchRecord {
+        step_s: Some(t),
+        samples_per_s: Some(batch as f64 / t),
+        update_s: Some(update),
+        inputs_s: Some(inputs),
+        forward_s: Some(forward),
+        ..record
+    })
 }
 
 /// Inference of G alone on random input.
@@ -187,6 +207,8 @@ pub fn inference(g: &dak_model::Estimator, device: Device, batch: usize, warmup:
         step_s: Some(t),
         samples_per_s: None,
         update_s: None,
+        inputs_s: None,
+        forward_s: None,
         frames_per_s: Some((batch * frames) as f64 / t),
         out_of_memory: None,
     }
@@ -230,8 +252,11 @@ mod tests {
             let r = train_step(&config, Device::Cpu, 4, 1, 2, backward).unwrap();
             assert_eq!(r.work, work);
             assert!(r.step_s.unwrap() > 0.0 && r.samples_per_s.unwrap() > 0.0);
-            // The update is part of the step.
-            assert!(r.update_s.unwrap() > 0.0 && r.update_s < r.step_s);
+            // The update, the inputs and the forward are parts of the step.
+            for part in [r.update_s, r.inputs_s, r.forward_s] {
+                assert!(part.unwrap() > 0.0 && part < r.step_s, "{work}: {part:?} of {:?}", r.step_s);
+            }
+            assert!(r.inputs_s < r.forward_s);
         }
         assert_eq!(train_work(Ablation::Baseline, Backward::Parts), "train-g");
         // A configuration that does not fit: the same header, a reason, no timing.
@@ -245,7 +270,7 @@ mod tests {
             (Some("train-full-checkpointed"), Some(9), Some(64))
         );
         assert_eq!(row["out_of_memory"], "CUDA out of memory");
-        assert!(["step_s", "samples_per_s", "update_s"].iter().all(|k| row.get(k).is_none()));
+        assert!(["step_s", "samples_per_s", "update_s", "inputs_s", "forward_s"].iter().all(|k| row.get(k).is_none()));
         let data = random_data(9, 4);
         assert!(loader(&data.train, 9, 4, 0.05) > 0.0);
     }
