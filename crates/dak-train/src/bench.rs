@@ -35,6 +35,8 @@ pub struct BenchRecord {
     pub update_s: Option<f64>,
     /// The step's inputs alone: batch assembly, copies to the device and
     /// the random draws (the reference's data sit on the device already).
+    /// A step makes the next one's while the device runs it, so this is
+    /// the host's work, not the step's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs_s: Option<f64>,
     /// The objective's forward alone, without autograd (inputs included),
@@ -169,8 +171,10 @@ pub fn train_step(
     let mut trainer = Trainer::new(config, random_data(frames, batch), device)?;
     trainer.set_backward(backward)?;
     let windows = trainer.epoch_batches(0).remove(0);
+    // As in training, each step makes the next one's inputs while the
+    // device runs it.
     let t = median_time(device, warmup, steps, || {
-        trainer.train_step(&windows, 0.5);
+        trainer.train_step_before(&windows, Some(&windows), 0.5);
     });
     // The last step's gradients are still in place: update from them again.
     let lr = trainer.learning_rate(0);

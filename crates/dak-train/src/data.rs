@@ -315,12 +315,28 @@ impl HostBatch {
     pub fn to_device(&self, device: Device) -> Batch {
         let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
         Batch {
-            x: Tensor::from_slice(&self.x).view([n, t, j, 2]).to(device),
-            pose_mm: Tensor::from_slice(&self.pose).view([n, t, j, 3]).to(device),
-            valid: Tensor::from_slice(&self.valid).view([n, t]).to(device),
-            intrinsics: Tensor::from_slice(&self.cams).view([n, 9]).to(device),
-            screen: Tensor::from_slice(&self.screens).view([n, 2]).to(device),
+            x: upload(&Tensor::from_slice(&self.x).view([n, t, j, 2]), device),
+            pose_mm: upload(&Tensor::from_slice(&self.pose).view([n, t, j, 3]), device),
+            valid: upload(&Tensor::from_slice(&self.valid).view([n, t]), device),
+            intrinsics: upload(&Tensor::from_slice(&self.cams).view([n, 9]), device),
+            screen: upload(&Tensor::from_slice(&self.screens).view([n, 2]), device),
         }
+    }
+}
+
+/// `t` (in host memory) on `device` without waiting for the device: from
+/// pageable memory a copy waits until the device has finished everything
+/// queued before it, so inputs made while a step runs would wait for its
+/// end. Through pinned memory the copy joins the queue instead (the pinned
+/// block stays reserved until the copy is done). Falls back to the plain
+/// copy where memory cannot be pinned.
+pub fn upload(t: &Tensor, device: Device) -> Tensor {
+    if device == Device::Cpu {
+        return t.shallow_clone();
+    }
+    match t.f_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, pinned.kind(), true, false),
+        Err(_) => t.to(device),
     }
 }
 
@@ -436,7 +452,7 @@ impl SyntheticSet {
     /// Clips `indices` on `device`: (x, target).
     pub fn batch(&self, indices: &[i64], device: Device) -> (Tensor, Tensor) {
         let idx = Tensor::from_slice(indices);
-        (self.x.index_select(0, &idx).to(device), self.target.index_select(0, &idx).to(device))
+        (upload(&self.x.index_select(0, &idx), device), upload(&self.target.index_select(0, &idx), device))
     }
 }
 

@@ -291,6 +291,28 @@ fn the_loader_thread_feeds_the_epoch_batches_in_order() {
     }
 }
 
+/// Inputs made ahead for one batch are never used for another: a step on
+/// other windows than announced equals a step without prefetching.
+#[test]
+fn inputs_made_ahead_serve_only_the_announced_batch() {
+    let mut ahead = trainer(Ablation::Full);
+    let mut plain = trainer(Ablation::Full);
+    let batches = ahead.epoch_batches(0);
+    assert!(batches.len() > 2);
+    let (b0, b1, b2) = (&batches[0], &batches[1], &batches[2]);
+    assert_eq!(ahead.train_step_before(b0, Some(b1), 0.0), plain.train_step(b0, 0.0));
+    assert!(ahead.prefetched.is_some());
+    assert_eq!(ahead.train_step(b2, 0.1), plain.train_step(b2, 0.1));
+    // Announced and kept: the same step too.
+    assert_eq!(ahead.train_step_before(b1, Some(b0), 0.2), plain.train_step(b1, 0.2));
+    assert_eq!(ahead.train_step(b0, 0.3), plain.train_step(b0, 0.3));
+    assert!(ahead.prefetched.is_none());
+    let (a, b) = (ahead.nets.vs.variables(), plain.nets.vs.variables());
+    for (name, v) in &a {
+        assert!(v.equal(&b[name]), "{name} differs");
+    }
+}
+
 /// Counting windows agrees with making them, for every stride and for
 /// videos shorter than, equal to and longer than it.
 #[test]

@@ -105,6 +105,16 @@ pub struct Trainer {
     /// How a step's backward runs. Not part of the configuration: it
     /// changes how a step runs, not what it computes.
     backward: Backward,
+    /// The next step's inputs, made while the device ran the step before.
+    pub(crate) prefetched: Option<Prefetched>,
+}
+
+/// Inputs made ahead ([`Trainer::train_step_before`]), used only by the
+/// step and batch they were made for.
+pub(crate) struct Prefetched {
+    step: u64,
+    batch: HostBatch,
+    inputs: StepInputs,
 }
 
 /// How a training step's backward runs: the same gradients (up to summation
@@ -313,7 +323,17 @@ impl Trainer {
         tch::manual_seed(config.seed as i64);
         let nets = Nets::new(&config.model, ab, config.precision, device);
         let adam = Adam::new(&nets.vs, config.adam_betas, config.adam_eps);
-        Ok(Trainer { config, nets, adam, device, data, epoch: 0, global_step: 0, backward: Backward::Parts })
+        Ok(Trainer {
+            config,
+            nets,
+            adam,
+            device,
+            data,
+            epoch: 0,
+            global_step: 0,
+            backward: Backward::Parts,
+            prefetched: None,
+        })
     }
 
     /// How steps run their backward (see [`Backward`]). Checkpointing
@@ -369,13 +389,13 @@ impl Trainer {
     }
 
     fn mask_on_device(&self, flips: &[bool]) -> Tensor {
-        Tensor::from_slice(flips).to(self.device)
+        data::upload(&Tensor::from_slice(flips), self.device)
     }
 
     /// Step `step`'s inputs on the device: the batch, the structure factors,
-    /// the flip masks and the synthetic pairs, drawn from the step's seed.
-    /// Made before the step's first kernel, gradient zeroing included: a
-    /// copy from pageable host memory waits until the device is idle.
+    /// the flip masks and the synthetic pairs, drawn from the step's seed
+    /// (so the same whenever they are made). Copies go through pinned
+    /// memory and do not wait for the device ([`data::upload`]).
     fn step_inputs(&self, batch: &HostBatch, step: u64) -> StepInputs {
         let cfg = &self.config;
         let ab = cfg.ablation;
@@ -385,7 +405,7 @@ impl Trainer {
         let b = real.len();
         let factors = ab.disentangles().then(|| {
             let factors: Vec<f64> = (0..b).flat_map(|_| cfg.structure.sample(&mut rng).bone_factors()).collect();
-            Tensor::from_slice(&factors).view([b as i64, NUM_JOINTS as i64]).to(self.device)
+            data::upload(&Tensor::from_slice(&factors).view([b as i64, NUM_JOINTS as i64]), self.device)
         });
         let flips = self.mask_on_device(&self.flip_draws(b, &mut rng));
         let sma = if ab.uses_sma() { self.synthetic(&self.data.sma, b, &mut rng) } else { None };
@@ -419,14 +439,33 @@ impl Trainer {
 
     /// One optimisation step on `windows`.
     pub fn train_step(&mut self, windows: &[Window], epoch_progress: f64) -> Losses {
-        let batch = self.data.train.host_batch(windows, self.config.model.frames);
-        self.train_step_on(&batch, epoch_progress)
+        self.train_step_before(windows, None, epoch_progress)
     }
 
-    fn train_step_on(&mut self, batch: &HostBatch, epoch_progress: f64) -> Losses {
-        let terms = self.gradients_on(batch, self.global_step, epoch_progress, self.backward);
+    /// One optimisation step on `windows`, then, while the device still
+    /// works through it, the next step's inputs for `next` (the windows the
+    /// next call will get): the host's share of a step leaves the device's
+    /// critical path.
+    pub fn train_step_before(&mut self, windows: &[Window], next: Option<&[Window]>, epoch_progress: f64) -> Losses {
+        let frames = self.config.model.frames;
+        let batch = self.data.train.host_batch(windows, frames);
+        let next = next.map(|w| self.data.train.host_batch(w, frames));
+        self.train_step_on(&batch, next, epoch_progress)
+    }
+
+    fn train_step_on(&mut self, batch: &HostBatch, next: Option<HostBatch>, epoch_progress: f64) -> Losses {
+        let step = self.global_step;
+        let inputs = match self.prefetched.take() {
+            Some(p) if p.step == step && &p.batch == batch => p.inputs,
+            _ => self.step_inputs(batch, step),
+        };
+        let terms = self.gradients_with(inputs, epoch_progress, self.backward);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
+        if let Some(batch) = next {
+            let inputs = self.step_inputs(&batch, step + 1);
+            self.prefetched = Some(Prefetched { step: step + 1, batch, inputs });
+        }
         terms.read()
     }
 
@@ -439,6 +478,10 @@ impl Trainer {
 
     fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
         let inputs = self.step_inputs(batch, step);
+        self.gradients_with(inputs, epoch, backward)
+    }
+
+    fn gradients_with(&mut self, inputs: StepInputs, epoch: f64, backward: Backward) -> PendingLosses {
         self.adam.zero_grad();
         let mut sink = match backward {
             Backward::Whole => Sink::graph(),
@@ -578,9 +621,14 @@ impl Trainer {
                     }
                 }
             });
-            for (i, batch) in batches_ready.iter().enumerate() {
+            let mut ready = batches_ready.iter().peekable();
+            let mut i = 0;
+            while let Some(batch) = ready.next() {
                 let progress = self.epoch as f64 + i as f64 / n as f64;
-                let terms = self.train_step_on(&batch, progress);
+                i += 1;
+                // The loader is far ahead: the next batch is there already.
+                let next = ready.peek().cloned();
+                let terms = self.train_step_on(&batch, next, progress);
                 if !terms.total.is_finite() {
                     return Err(Error::Config {
                         field: "learning_rate",
