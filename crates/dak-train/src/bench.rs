@@ -35,13 +35,14 @@ pub struct BenchRecord {
     pub update_s: Option<f64>,
     /// The step's inputs alone: batch assembly, copies to the device and
     /// the random draws (the reference's data sit on the device already).
-    /// A step makes the next one's while the device runs it, so this is
-    /// the host's work, not the step's.
+    /// A step makes the next one's once its own kernels are queued, so
+    /// this is the host's work, off the device's critical path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inputs_s: Option<f64>,
     /// The objective's forward alone, without autograd (inputs included),
     /// set against the reference's: a gap there is in the forward, else in
-    /// the backward.
+    /// the backward. Always the one-graph forward (auxiliary passes
+    /// joined, as the reference's), whatever backward the row's steps run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forward_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -256,11 +257,11 @@ mod tests {
             let r = train_step(&config, Device::Cpu, 4, 1, 2, backward).unwrap();
             assert_eq!(r.work, work);
             assert!(r.step_s.unwrap() > 0.0 && r.samples_per_s.unwrap() > 0.0);
-            // The update, the inputs and the forward are parts of the step.
-            for part in [r.update_s, r.inputs_s, r.forward_s] {
-                assert!(part.unwrap() > 0.0 && part < r.step_s, "{work}: {part:?} of {:?}", r.step_s);
-            }
-            assert!(r.inputs_s < r.forward_s);
+            // The update is part of the step; the inputs and the forward are
+            // timed apart (no order asserted: a loaded machine may invert
+            // two-sample medians).
+            assert!(r.update_s.unwrap() > 0.0 && r.update_s < r.step_s);
+            assert!(r.inputs_s.unwrap() > 0.0 && r.forward_s.unwrap() > 0.0, "{work}");
         }
         assert_eq!(train_work(Ablation::Baseline, Backward::Parts), "train-g");
         // A configuration that does not fit: the same header, a reason, no timing.

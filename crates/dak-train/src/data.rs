@@ -334,7 +334,9 @@ pub fn upload(t: &Tensor, device: Device) -> Tensor {
     if device == Device::Cpu {
         return t.shallow_clone();
     }
-    match t.f_pin_memory(device) {
+    // `_pin_memory`: tch passes a device to `pin_memory`, and for that
+    // argument libtorch 2.11 prints a deprecation warning on every call.
+    match t.f_internal_pin_memory(device) {
         Ok(pinned) => pinned.to_device_(device, pinned.kind(), true, false),
         Err(_) => t.to(device),
     }

@@ -112,13 +112,21 @@ pub struct Trainer {
 /// Inputs made ahead ([`Trainer::train_step_before`]), used only by the
 /// step and batch they were made for.
 pub(crate) struct Prefetched {
-    step: u64,
-    batch: HostBatch,
-    inputs: StepInputs,
+    pub(crate) step: u64,
+    announced: Announced,
+    pub(crate) inputs: StepInputs,
+}
+
+/// The batch inputs were made ahead for: the windows a caller announced,
+/// or the batch the loader delivered.
+enum Announced {
+    Windows(Vec<Window>),
+    Batch(HostBatch),
 }
 
 /// How a training step's backward runs: the same gradients (up to summation
-/// order) for different memory and time.
+/// order; at dropout 0, as [`Backward::Whole`]'s joined auxiliary pass
+/// draws other masks) for different memory and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backward {
     /// Part by part (see [`Sink`]): ~1.5 passes of G alive at once.
@@ -163,7 +171,7 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
 /// A step's inputs on the device ([`Trainer::step_inputs`]): real clips,
 /// the structure factors of their twins, their flip mask, and the synthetic
 /// (2D, 3D) pairs with theirs.
-struct StepInputs {
+pub(crate) struct StepInputs {
     real: Batch,
     factors: Option<Tensor>,
     flips: Tensor,
@@ -392,15 +400,20 @@ impl Trainer {
         data::upload(&Tensor::from_slice(flips), self.device)
     }
 
+    /// libtorch's generators (dropout) from step `step`'s seed, right before
+    /// its forward: inputs made ahead must not move it.
+    fn seed_step(&self, step: u64) {
+        tch::manual_seed((self.config.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
+    }
+
     /// Step `step`'s inputs on the device: the batch, the structure factors,
     /// the flip masks and the synthetic pairs, drawn from the step's seed
     /// (so the same whenever they are made). Copies go through pinned
     /// memory and do not wait for the device ([`data::upload`]).
-    fn step_inputs(&self, batch: &HostBatch, step: u64) -> StepInputs {
+    pub(crate) fn step_inputs(&self, batch: &HostBatch, step: u64) -> StepInputs {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
-        tch::manual_seed((cfg.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
         let real: Batch = batch.to_device(self.device);
         let b = real.len();
         let factors = ab.disentangles().then(|| {
@@ -426,6 +439,7 @@ impl Trainer {
     pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
         let mut sink = Sink::graph();
         let inputs = self.step_inputs(&self.data.train.host_batch(windows, self.config.model.frames), step);
+        self.seed_step(step);
         let terms = self.objective(inputs, epoch, &mut sink);
         (sink.finish().expect("every ablation has a pose term"), terms.read())
     }
@@ -448,23 +462,47 @@ impl Trainer {
     /// critical path.
     pub fn train_step_before(&mut self, windows: &[Window], next: Option<&[Window]>, epoch_progress: f64) -> Losses {
         let frames = self.config.model.frames;
-        let batch = self.data.train.host_batch(windows, frames);
-        let next = next.map(|w| self.data.train.host_batch(w, frames));
-        self.train_step_on(&batch, next, epoch_progress)
+        let inputs = match self.take_prefetched(|a| matches!(a, Announced::Windows(w) if w == windows)) {
+            Some(inputs) => inputs,
+            None => self.step_inputs(&self.data.train.host_batch(windows, frames), self.global_step),
+        };
+        self.run_step(inputs, epoch_progress, next.map(|w| Announced::Windows(w.to_vec())))
     }
 
+    /// [`Self::train_step_before`] on a batch the loader assembled.
     fn train_step_on(&mut self, batch: &HostBatch, next: Option<HostBatch>, epoch_progress: f64) -> Losses {
-        let step = self.global_step;
-        let inputs = match self.prefetched.take() {
-            Some(p) if p.step == step && &p.batch == batch => p.inputs,
-            _ => self.step_inputs(batch, step),
+        let inputs = match self.take_prefetched(|a| matches!(a, Announced::Batch(b) if b == batch)) {
+            Some(inputs) => inputs,
+            None => self.step_inputs(batch, self.global_step),
         };
-        let terms = self.gradients_with(inputs, epoch_progress, self.backward);
+        self.run_step(inputs, epoch_progress, next.map(Announced::Batch))
+    }
+
+    /// The inputs made ahead, if they are this step's and `announced` says
+    /// they are for this batch; dropped either way.
+    fn take_prefetched(&mut self, announced: impl FnOnce(&Announced) -> bool) -> Option<StepInputs> {
+        match self.prefetched.take() {
+            Some(p) if p.step == self.global_step && announced(&p.announced) => Some(p.inputs),
+            _ => None,
+        }
+    }
+
+    /// Gradients and update of the current step from `inputs`; then, with
+    /// this step's kernels queued, the inputs of the `next` batch, before
+    /// the losses are read (which waits for the device).
+    fn run_step(&mut self, inputs: StepInputs, epoch_progress: f64, next: Option<Announced>) -> Losses {
+        let step = self.global_step;
+        let terms = self.gradients_with(inputs, step, epoch_progress, self.backward);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
-        if let Some(batch) = next {
-            let inputs = self.step_inputs(&batch, step + 1);
-            self.prefetched = Some(Prefetched { step: step + 1, batch, inputs });
+        if let Some(announced) = next {
+            let inputs = match &announced {
+                Announced::Windows(w) => {
+                    self.step_inputs(&self.data.train.host_batch(w, self.config.model.frames), step + 1)
+                }
+                Announced::Batch(b) => self.step_inputs(b, step + 1),
+            };
+            self.prefetched = Some(Prefetched { step: step + 1, announced, inputs });
         }
         terms.read()
     }
@@ -478,10 +516,11 @@ impl Trainer {
 
     fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
         let inputs = self.step_inputs(batch, step);
-        self.gradients_with(inputs, epoch, backward)
+        self.gradients_with(inputs, step, epoch, backward)
     }
 
-    fn gradients_with(&mut self, inputs: StepInputs, epoch: f64, backward: Backward) -> PendingLosses {
+    fn gradients_with(&mut self, inputs: StepInputs, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
+        self.seed_step(step);
         self.adam.zero_grad();
         let mut sink = match backward {
             Backward::Whole => Sink::graph(),
