@@ -93,6 +93,16 @@ fn trainer(ablation: Ablation) -> Trainer {
     Trainer::new(tiny(ablation), data(), Device::Cpu).unwrap()
 }
 
+/// Two trainers with the same initial weights: built one after the other
+/// they can still differ, as torch's generator is global and tests running
+/// beside this one draw from it.
+fn twin_trainers(ablation: Ablation) -> (Trainer, Trainer) {
+    let a = trainer(ablation);
+    let mut b = trainer(ablation);
+    b.nets.vs.copy(&a.nets.vs).unwrap();
+    (a, b)
+}
+
 #[test]
 fn every_loss_term_is_finite_and_decreases_on_a_fixed_batch() {
     let mut t = trainer(Ablation::Full);
@@ -274,8 +284,7 @@ fn bf16_keeps_fp32_master_weights_and_trains() {
 /// `epoch_batches`, in order, and gives the videos back.
 #[test]
 fn the_loader_thread_feeds_the_epoch_batches_in_order() {
-    let mut looped = trainer(Ablation::Full);
-    let mut stepped = trainer(Ablation::Full);
+    let (mut looped, mut stepped) = twin_trainers(Ablation::Full);
     let frames = looped.data.train.frames();
     looped.train_epoch(|_, _| {}).unwrap();
     assert_eq!(looped.data.train.frames(), frames);
@@ -295,8 +304,7 @@ fn the_loader_thread_feeds_the_epoch_batches_in_order() {
 /// other windows than announced equals a step without prefetching.
 #[test]
 fn inputs_made_ahead_serve_only_the_announced_batch() {
-    let mut ahead = trainer(Ablation::Full);
-    let mut plain = trainer(Ablation::Full);
+    let (mut ahead, mut plain) = twin_trainers(Ablation::Full);
     let batches = ahead.epoch_batches(0);
     assert!(batches.len() > 2);
     let (b0, b1, b2) = (&batches[0], &batches[1], &batches[2]);
