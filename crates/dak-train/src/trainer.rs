@@ -110,18 +110,19 @@ pub struct Trainer {
 }
 
 /// Inputs made ahead ([`Trainer::train_step_before`]), used only by the
-/// step and batch they were made for.
+/// step and windows they were made for.
 pub(crate) struct Prefetched {
     pub(crate) step: u64,
-    announced: Announced,
+    windows: Vec<Window>,
     pub(crate) inputs: StepInputs,
 }
 
-/// The batch inputs were made ahead for: the windows a caller announced,
-/// or the batch the loader delivered.
-enum Announced {
-    Windows(Vec<Window>),
-    Batch(HostBatch),
+/// A step's windows, and their batch where the loader assembled it
+/// already (else the training set assembles it).
+#[derive(Clone, Copy)]
+struct StepBatch<'a> {
+    windows: &'a [Window],
+    assembled: Option<&'a HostBatch>,
 }
 
 /// How a training step's backward runs: the same gradients (up to summation
@@ -438,7 +439,7 @@ impl Trainer {
     /// memory for the same gradients.
     pub fn losses(&self, windows: &[Window], step: u64, epoch: f64) -> (Tensor, Losses) {
         let mut sink = Sink::graph();
-        let inputs = self.step_inputs(&self.data.train.host_batch(windows, self.config.model.frames), step);
+        let inputs = self.inputs_for(StepBatch { windows, assembled: None }, step);
         self.seed_step(step);
         let terms = self.objective(inputs, epoch, &mut sink);
         (sink.finish().expect("every ablation has a pose term"), terms.read())
@@ -447,8 +448,16 @@ impl Trainer {
     /// Step `step`'s inputs on the device for `windows`, and nothing else
     /// (the benchmark's share of a step that is not the network).
     pub fn prepare_inputs(&self, windows: &[Window], step: u64) {
-        let batch = self.data.train.host_batch(windows, self.config.model.frames);
-        drop(self.step_inputs(&batch, step));
+        drop(self.inputs_for(StepBatch { windows, assembled: None }, step));
+    }
+
+    /// [`Self::step_inputs`] of `batch`, assembled here where the loader
+    /// did not.
+    fn inputs_for(&self, batch: StepBatch, step: u64) -> StepInputs {
+        match batch.assembled {
+            Some(assembled) => self.step_inputs(assembled, step),
+            None => self.step_inputs(&self.data.train.host_batch(batch.windows, self.config.model.frames), step),
+        }
     }
 
     /// One optimisation step on `windows`.
@@ -461,48 +470,26 @@ impl Trainer {
     /// next call will get): the host's share of a step leaves the device's
     /// critical path.
     pub fn train_step_before(&mut self, windows: &[Window], next: Option<&[Window]>, epoch_progress: f64) -> Losses {
-        let frames = self.config.model.frames;
-        let inputs = match self.take_prefetched(|a| matches!(a, Announced::Windows(w) if w == windows)) {
-            Some(inputs) => inputs,
-            None => self.step_inputs(&self.data.train.host_batch(windows, frames), self.global_step),
-        };
-        self.run_step(inputs, epoch_progress, next.map(|w| Announced::Windows(w.to_vec())))
+        let next = next.map(|windows| StepBatch { windows, assembled: None });
+        self.run_step(StepBatch { windows, assembled: None }, next, epoch_progress)
     }
 
-    /// [`Self::train_step_before`] on a batch the loader assembled.
-    fn train_step_on(&mut self, batch: &HostBatch, next: Option<HostBatch>, epoch_progress: f64) -> Losses {
-        let inputs = match self.take_prefetched(|a| matches!(a, Announced::Batch(b) if b == batch)) {
-            Some(inputs) => inputs,
-            None => self.step_inputs(batch, self.global_step),
-        };
-        self.run_step(inputs, epoch_progress, next.map(Announced::Batch))
-    }
-
-    /// The inputs made ahead, if they are this step's and `announced` says
-    /// they are for this batch; dropped either way.
-    fn take_prefetched(&mut self, announced: impl FnOnce(&Announced) -> bool) -> Option<StepInputs> {
-        match self.prefetched.take() {
-            Some(p) if p.step == self.global_step && announced(&p.announced) => Some(p.inputs),
-            _ => None,
-        }
-    }
-
-    /// Gradients and update of the current step from `inputs`; then, with
-    /// this step's kernels queued, the inputs of the `next` batch, before
-    /// the losses are read (which waits for the device).
-    fn run_step(&mut self, inputs: StepInputs, epoch_progress: f64, next: Option<Announced>) -> Losses {
+    /// Gradients and update of the current step on `batch` (from the
+    /// inputs made ahead for it, if any); then, with this step's kernels
+    /// queued, the inputs of the `next` batch, before the losses are read
+    /// (which waits for the device).
+    fn run_step(&mut self, batch: StepBatch, next: Option<StepBatch>, epoch_progress: f64) -> Losses {
         let step = self.global_step;
+        let inputs = match self.prefetched.take() {
+            Some(p) if p.step == step && p.windows == batch.windows => p.inputs,
+            _ => self.inputs_for(batch, step),
+        };
         let terms = self.gradients_with(inputs, step, epoch_progress, self.backward);
         self.adam.step(self.learning_rate(self.epoch));
         self.global_step += 1;
-        if let Some(announced) = next {
-            let inputs = match &announced {
-                Announced::Windows(w) => {
-                    self.step_inputs(&self.data.train.host_batch(w, self.config.model.frames), step + 1)
-                }
-                Announced::Batch(b) => self.step_inputs(b, step + 1),
-            };
-            self.prefetched = Some(Prefetched { step: step + 1, announced, inputs });
+        if let Some(next) = next {
+            let inputs = self.inputs_for(next, step + 1);
+            self.prefetched = Some(Prefetched { step: step + 1, windows: next.windows.to_vec(), inputs });
         }
         terms.read()
     }
@@ -510,13 +497,8 @@ impl Trainer {
     /// Replace the parameters' gradients by those of the step's objective,
     /// with its backward run as `backward` says.
     pub fn gradients(&mut self, windows: &[Window], step: u64, epoch: f64, backward: Backward) -> Losses {
-        let batch = self.data.train.host_batch(windows, self.config.model.frames);
-        self.gradients_on(&batch, step, epoch, backward).read()
-    }
-
-    fn gradients_on(&mut self, batch: &HostBatch, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
-        let inputs = self.step_inputs(batch, step);
-        self.gradients_with(inputs, step, epoch, backward)
+        let inputs = self.inputs_for(StepBatch { windows, assembled: None }, step);
+        self.gradients_with(inputs, step, epoch, backward).read()
     }
 
     fn gradients_with(&mut self, inputs: StepInputs, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
@@ -664,10 +646,11 @@ impl Trainer {
             let mut i = 0;
             while let Some(batch) = ready.next() {
                 let progress = self.epoch as f64 + i as f64 / n as f64;
+                let this = StepBatch { windows: &batches[i], assembled: Some(&batch) };
                 i += 1;
                 // The loader is far ahead: the next batch is there already.
-                let next = ready.peek().cloned();
-                let terms = self.train_step_on(&batch, next, progress);
+                let next = ready.peek().map(|assembled| StepBatch { windows: &batches[i], assembled: Some(assembled) });
+                let terms = self.run_step(this, next, progress);
                 if !terms.total.is_finite() {
                     return Err(Error::Config {
                         field: "learning_rate",
