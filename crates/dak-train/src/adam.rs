@@ -5,8 +5,9 @@
 //! tensor is ~8 kernels × hundreds of tensors, which on a GPU costs more
 //! than the arithmetic. So the parameters of one dtype live in one flat
 //! buffer (each variable is a view into it, `set_data`), as do their
-//! gradients once autograd has made them (it then accumulates into them in
-//! place), the moments and the fp32 master copy: an update is a handful of
+//! gradients (autograd accumulates into them in place, or
+//! [`Adam::set_grads`] gathers a backward's gradients into them with one
+//! `cat`), the moments and the fp32 master copy: an update is a handful of
 //! kernels over the whole model.
 
 use tch::nn::VarStore;
@@ -30,8 +31,10 @@ struct Slot {
 struct Group {
     slots: Vec<Slot>,
     param: Tensor,
-    /// Where the gradients are flat (after the first update).
-    grad: Option<Tensor>,
+    /// Every slot's gradient is a view into this (from [`Adam::new`] on).
+    grad: Tensor,
+    /// Zeros for the alignment gaps when gradients are gathered.
+    gap: Tensor,
     master: Option<Tensor>,
     m: Tensor,
     v: Tensor,
@@ -72,9 +75,11 @@ fn aligned_offsets(numels: impl IntoIterator<Item = i64>, elt_size: i64) -> (Vec
 impl Group {
     fn new(mut vars: Vec<(String, Tensor)>) -> Group {
         let (kind, device) = (vars[0].1.kind(), vars[0].1.device());
-        let (offsets, total) =
-            aligned_offsets(vars.iter().map(|(_, t)| t.numel() as i64), kind.elt_size_in_bytes() as i64);
+        let elt_size = kind.elt_size_in_bytes() as i64;
+        let (offsets, total) = aligned_offsets(vars.iter().map(|(_, t)| t.numel() as i64), elt_size);
         let param = Tensor::zeros([total], (kind, device));
+        let grad = Tensor::zeros([total], (kind, device));
+        let gap = Tensor::zeros([PARAM_ALIGN_BYTES / elt_size], (kind, device));
         let master = (kind != Kind::Float).then(|| Tensor::zeros([total], (Kind::Float, device)));
         let m = Tensor::zeros([total], (Kind::Float, device));
         let v = Tensor::zeros([total], (Kind::Float, device));
@@ -84,10 +89,9 @@ impl Group {
                 .map(|((name, mut var), offset)| {
                     let numel = var.numel() as i64;
                     let shape = var.size();
-                    let mut view = param.narrow(0, offset, numel).view(shape.as_slice());
-                    view.copy_(&var);
-                    var.set_data(&view);
                     let part = |t: &Tensor| t.narrow(0, offset, numel).view(shape.as_slice());
+                    part(&param).copy_(&var);
+                    var.set_data(&part(&param));
                     let master = master.as_ref().map(|flat| {
                         let mut p = part(flat);
                         p.copy_(&var);
@@ -97,37 +101,54 @@ impl Group {
                 })
                 .collect()
         });
-        Group { slots, param, grad: None, master, m, v }
+        let mut group = Group { slots, param, grad, gap, master, m, v };
+        group.adopt_grads();
+        group
+    }
+
+    /// Make every parameter's gradient a view into `grad` (autograd then
+    /// accumulates into it in place). tch cannot assign `.grad`, so one
+    /// backward of Σ 0·p first gives each parameter a gradient to re-point.
+    fn adopt_grads(&mut self) {
+        tch::with_grad(|| {
+            let zeros: Vec<Tensor> = self.slots.iter().map(|s| s.param.sum(Kind::Float) * 0.0).collect();
+            Tensor::stack(&zeros, 0).sum(Kind::Float).backward();
+        });
+        tch::no_grad(|| {
+            for s in &self.slots {
+                let mut g = s.param.grad();
+                g.set_data(&self.grad.narrow(0, s.offset, s.numel).view(g.size().as_slice()));
+            }
+        });
+        let _ = self.grad.zero_();
     }
 
     /// Whether every gradient is still the view of `grad` it was made.
     fn grads_are_flat(&self) -> bool {
-        let Some(flat) = &self.grad else { return false };
-        let (base, size) = (flat.data_ptr() as usize, flat.kind().elt_size_in_bytes());
+        let (base, size) = (self.grad.data_ptr() as usize, self.grad.kind().elt_size_in_bytes());
         self.slots.iter().all(|s| {
             let g = s.param.grad();
             g.defined() && g.data_ptr() as usize == base + s.offset as usize * size
         })
     }
 
-    /// Move the gradients into one flat buffer (autograd accumulates into
-    /// a defined gradient in place, so they stay there). `false` when a
-    /// parameter has none (unused this step).
-    fn flatten_grads(&mut self) -> bool {
-        if self.slots.iter().any(|s| !s.param.grad().defined()) {
-            return false;
-        }
-        let flat = Tensor::zeros([self.param.numel() as i64], (self.param.kind(), self.param.device()));
-        tch::no_grad(|| {
-            for s in &self.slots {
-                let mut g = s.param.grad();
-                let mut view = flat.narrow(0, s.offset, s.numel).view(g.size().as_slice());
-                view.copy_(&g);
-                g.set_data(&view);
+    /// Write `grads` (one per slot, undefined for none) into `grad`, gaps
+    /// and missing ones as zeros: one `cat` of every piece.
+    fn gather(&mut self, grads: &mut dyn Iterator<Item = &Tensor>) {
+        let mut pieces = Vec::with_capacity(2 * self.slots.len());
+        let mut end = 0;
+        for s in &self.slots {
+            let g = grads.next().expect("one gradient per parameter");
+            if s.offset > end {
+                pieces.push(self.gap.narrow(0, 0, s.offset - end));
             }
-        });
-        self.grad = Some(flat);
-        true
+            pieces.push(match g.defined() {
+                true => g.reshape([-1]),
+                false => Tensor::zeros([s.numel], (self.grad.kind(), self.grad.device())),
+            });
+            end = s.offset + s.numel;
+        }
+        let _ = Tensor::cat_out(&self.grad, &pieces, 0);
     }
 }
 
@@ -149,19 +170,34 @@ impl Adam {
         Adam { groups, betas, eps, steps: 0 }
     }
 
+    /// Zero the gradients before a backward that accumulates into them.
     pub fn zero_grad(&mut self) {
         for group in &mut self.groups {
-            if group.grads_are_flat() {
-                let _ = group.grad.as_mut().expect("flat").zero_();
-                continue;
-            }
-            for s in &group.slots {
-                let mut g = s.param.grad();
-                if g.defined() {
-                    let _ = g.detach_().zero_();
-                }
-            }
+            debug_assert!(group.grads_are_flat(), "a gradient left its flat buffer");
+            let _ = group.grad.zero_();
         }
+    }
+
+    /// The trainable variables, in the order [`Self::set_grads`] takes
+    /// their gradients.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.groups.iter().flat_map(|g| &g.slots).map(|s| s.param.shallow_clone()).collect()
+    }
+
+    /// Make `grads` (one per [`Self::parameters`], undefined where the
+    /// objective did not reach it: zero) the gradients. With those taken
+    /// from the backward (`Tensor::run_backward`), this is a handful of
+    /// copies instead of the in-place add per parameter that a backward
+    /// accumulating into zeroed gradients makes.
+    pub fn set_grads(&mut self, grads: &[Tensor]) {
+        let expected: usize = self.groups.iter().map(|g| g.slots.len()).sum();
+        assert_eq!(grads.len(), expected, "one gradient per parameter");
+        let mut grads = grads.iter();
+        tch::no_grad(|| {
+            for group in &mut self.groups {
+                group.gather(&mut grads);
+            }
+        });
     }
 
     /// One update with learning rate `lr` from the gradients in place.
@@ -170,40 +206,27 @@ impl Adam {
         let [b1, b2] = self.betas;
         let c1 = 1.0 - b1.powi(self.steps as i32);
         let c2 = 1.0 - b2.powi(self.steps as i32);
-        let eps = self.eps;
+        let scale = -c1 / lr;
         // m ← m + (1−β1)(g − m), v ← v + (1−β2)(g² − v),
         // p ← p − lr/c1 · m / (√v/√c2 + ε), the last as one addcdiv with the
-        // scale folded into the denominator.
-        let update = |param: &mut Tensor, master: Option<&mut Tensor>, m: &mut Tensor, v: &mut Tensor, g: &Tensor| {
-            let g = g.to_kind(Kind::Float);
-            let _ = m.lerp_(&g, 1.0 - b1);
-            let _ = v.lerp_(&g.square(), 1.0 - b2);
-            let scale = -c1 / lr;
-            let mut denom = v.sqrt();
-            let _ = denom.g_mul_scalar_(scale / c2.sqrt()).g_add_scalar_(eps * scale);
-            match master {
-                Some(master) => {
-                    let _ = master.addcdiv_(m, &denom);
-                    param.copy_(master);
-                }
-                None => {
-                    let _ = param.addcdiv_(m, &denom);
-                }
-            }
-        };
+        // scale folded into the denominator. A parameter no backward has
+        // reached yet has zero moments, so an update of zero: it keeps its
+        // value.
         tch::no_grad(|| {
             for group in &mut self.groups {
-                if group.grads_are_flat() || group.flatten_grads() {
-                    let g = group.grad.as_ref().expect("flat").shallow_clone();
-                    update(&mut group.param, group.master.as_mut(), &mut group.m, &mut group.v, &g);
-                    continue;
-                }
-                // A parameter without a gradient this step keeps its value
-                // and moments: update the others one by one.
-                for s in &mut group.slots {
-                    let g = s.param.grad();
-                    if g.defined() {
-                        update(&mut s.param, s.master.as_mut(), &mut s.m, &mut s.v, &g);
+                debug_assert!(group.grads_are_flat(), "a gradient left its flat buffer");
+                let g = group.grad.to_kind(Kind::Float);
+                let _ = group.m.lerp_(&g, 1.0 - b1);
+                let _ = group.v.lerp_(&g.square(), 1.0 - b2);
+                let mut denom = group.v.sqrt();
+                let _ = denom.g_mul_scalar_(scale / c2.sqrt()).g_add_scalar_(self.eps * scale);
+                match &mut group.master {
+                    Some(master) => {
+                        let _ = master.addcdiv_(&group.m, &denom);
+                        group.param.copy_(master);
+                    }
+                    None => {
+                        let _ = group.param.addcdiv_(&group.m, &denom);
                     }
                 }
             }
@@ -317,7 +340,7 @@ mod tests {
         }
         assert_ne!(lin.ws, before);
         adam.zero_grad();
-        assert_eq!(adam.groups[0].grad.as_ref().unwrap().abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert_eq!(adam.groups[0].grad.abs().sum(Kind::Float).double_value(&[]), 0.0);
         assert_eq!(lin.ws.grad().abs().sum(Kind::Float).double_value(&[]), 0.0);
     }
 
@@ -365,6 +388,35 @@ mod tests {
         let state: std::collections::HashMap<String, Tensor> = adam.state().into_iter().collect();
         assert_eq!(state["adam.m.b.weight"].abs().sum(Kind::Float).double_value(&[]), 0.0);
         assert!(state["adam.m.a.weight"].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+    }
+
+    /// Gradients gathered from `run_backward` are those a backward
+    /// accumulating into zeroed gradients leaves: the same values in the
+    /// same flat buffer, zeros for a parameter the loss did not reach and
+    /// in the alignment gaps, whatever was there before.
+    #[test]
+    fn gathered_gradients_equal_accumulated_ones() {
+        for kind in [Kind::Float, Kind::BFloat16] {
+            let mut vs = VarStore::new(Device::Cpu);
+            let used = nn::linear(vs.root() / "a", 4, 3, Default::default());
+            let _unused = nn::linear(vs.root() / "b", 4, 3, Default::default());
+            vs.set_kind(kind);
+            let mut adam = Adam::new(&vs, [0.9, 0.999], 1e-8);
+            let x = (Tensor::arange(24, (Kind::Float, Device::Cpu)) * 0.31).sin().view([6, 4]).to_kind(kind);
+            let loss = || nn::Module::forward(&used, &x).to_kind(Kind::Float).square().mean(Kind::Float);
+            adam.zero_grad();
+            loss().backward();
+            let accumulated = adam.groups[0].grad.copy();
+            assert!(accumulated.abs().sum(Kind::Float).double_value(&[]) > 0.0);
+            let _ = adam.groups[0].grad.fill_(7.0);
+            let grads = Tensor::run_backward(&[loss()], &adam.parameters(), false, false);
+            // a.bias, a.weight, b.bias, b.weight: b's are not reached.
+            assert!(grads[1].defined() && !grads[2].defined() && !grads[3].defined());
+            adam.set_grads(&grads);
+            assert_eq!(adam.groups[0].grad, accumulated, "{kind:?}");
+            assert!(adam.groups[0].grads_are_flat());
+            assert_eq!(used.ws.grad(), grads[1], "the variables see the gathered gradients");
+        }
     }
 
     /// bf16 variables update through an fp32 master copy.

@@ -130,13 +130,15 @@ struct StepBatch<'a> {
 /// draws other masks) for different memory and time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Backward {
-    /// Part by part (see [`Sink`]): ~1.5 passes of G alive at once.
+    /// Part by part (see [`Sink`]): ~1.5 passes of G alive at once. G
+    /// alone (the baseline), one pass anyway, runs as [`Backward::Whole`].
     #[default]
     Parts,
     /// One backward of the summed objective, as a PyTorch script does:
     /// every pass's activations alive at once (~6.5 passes of G for the
-    /// full method), fewer and larger backward calls, and each auxiliary
-    /// estimator's real and synthetic clips in one pass.
+    /// full method), fewer and larger backward calls, each auxiliary
+    /// estimator's real and synthetic clips in one pass, and the gradients
+    /// gathered from the backward instead of accumulated in place.
     Whole,
     /// Part by part with activation checkpointing: only each block's input
     /// is kept and the block recomputed in the backward, this many clips at
@@ -503,15 +505,26 @@ impl Trainer {
 
     fn gradients_with(&mut self, inputs: StepInputs, step: u64, epoch: f64, backward: Backward) -> PendingLosses {
         self.seed_step(step);
-        self.adam.zero_grad();
+        // G alone is one pass whichever way: cutting its features off buys
+        // no memory, only a second backward and the surrogate term.
+        let backward = match backward {
+            Backward::Parts if self.config.ablation == crate::config::Ablation::Baseline => Backward::Whole,
+            other => other,
+        };
         let mut sink = match backward {
             Backward::Whole => Sink::graph(),
             Backward::Parts => Sink::backward(None),
             Backward::Checkpointed(clips) => Sink::backward(Some(clips)),
         };
+        if sink.backward {
+            self.adam.zero_grad();
+        }
         let terms = self.objective(inputs, epoch, &mut sink);
         if let Some(total) = sink.finish() {
-            total.backward();
+            // Taken from the backward and gathered, not accumulated into
+            // zeroed gradients: an in-place add per parameter less.
+            let grads = Tensor::run_backward(&[total], &self.adam.parameters(), false, false);
+            self.adam.set_grads(&grads);
         }
         terms
     }
