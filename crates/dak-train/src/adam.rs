@@ -32,6 +32,9 @@ struct Group {
     slots: Vec<Slot>,
     param: Tensor,
     /// Every slot's gradient is a view into this (from [`Adam::new`] on).
+    /// Autograd adds into a defined gradient in place; only a backward that
+    /// creates a graph would replace it, and none here does (checked in
+    /// debug builds: the check costs a call per parameter).
     grad: Tensor,
     /// Zeros for the alignment gaps when gradients are gathered.
     gap: Tensor,
@@ -210,8 +213,9 @@ impl Adam {
         // m ← m + (1−β1)(g − m), v ← v + (1−β2)(g² − v),
         // p ← p − lr/c1 · m / (√v/√c2 + ε), the last as one addcdiv with the
         // scale folded into the denominator. A parameter no backward has
-        // reached yet has zero moments, so an update of zero: it keeps its
-        // value.
+        // ever reached has zero moments, so an update of zero: it keeps its
+        // value. One reached before but not this step has a zero gradient
+        // and moves on its momentum (PyTorch skips it instead).
         tch::no_grad(|| {
             for group in &mut self.groups {
                 debug_assert!(group.grads_are_flat(), "a gradient left its flat buffer");
@@ -369,8 +373,8 @@ mod tests {
         }
     }
 
-    /// A parameter no loss reached has no gradient: it keeps its value and
-    /// moments while the others update.
+    /// A parameter no loss has reached keeps its value and zero moments
+    /// while the others update.
     #[test]
     fn a_parameter_without_gradient_is_left_alone() {
         let vs = VarStore::new(Device::Cpu);

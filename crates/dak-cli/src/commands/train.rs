@@ -163,7 +163,7 @@ pub struct TrainArgs {
     /// matrix products: full-method steps 2-5 % shorter on an H200). Same
     /// gradients at dropout 0 (the default; with dropout the joined pass
     /// draws other masks); a run may be resumed with or without it. G alone
-    /// (--ablation baseline), one pass either way, always runs so.
+    /// (--ablation baseline), one pass either way, runs so unless checkpointed.
     #[arg(long, conflicts_with = "checkpoint_activations")]
     pub one_backward: bool,
     /// Continue the run in --out from its last checkpoint (its configuration;
