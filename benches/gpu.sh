@@ -13,8 +13,8 @@
 # There (carry gpu-carry; two calls keep each under the 600 s per call):
 #     bash benches/gpu.sh train reference infer
 #     bash benches/gpu.sh peak          (epoch too, if device time is left)
-# GROUP: train reference infer peak epoch (none given: all but epoch, which
-# issue 5 measured already). One JSON line per measurement goes to
+# GROUP: train reference infer peak epoch profile (none given: all but epoch,
+# which issue 5 measured already, and profile). One JSON line per measurement goes to
 # $OUT/gpu.jsonl (else benches/gpu-out/) as it is made, and every part's log
 # into $OUT/logs.tar.gz, refreshed after each part: the device tool returns
 # at most 8 files. Each part has its own time limit, so one that fails or
@@ -98,7 +98,7 @@ read -r -a extra <<< "${DAK_BENCH_ARGS:-}"
 read -r -a ref_extra <<< "${DAK_REF_ARGS:-}"
 shards=(--shards "$carry/demo")
 groups=("$@")
-want() { [[ ${#groups[@]} == 0 && $1 != epoch || " ${groups[*]} " == *" $1 "* ]]; }
+want() { [[ ${#groups[@]} == 0 && $1 != epoch && $1 != profile || " ${groups[*]} " == *" $1 "* ]]; }
 
 gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s","groups":"%s"}\n' \
@@ -195,6 +195,25 @@ for row in "27 fp32 16" "27 fp32 4" "27 bf16 16" "81 bf16 16" "81 fp32 16"; do
     --device "$device" --bench-steps 5 --frames "$frames" --precision "$precision" --ablation full \
     --checkpoint-activations="$clips" "${extra[@]}"
 done
+# Kernel by kernel, G alone, T = 27, fp32, both sides (Nsight Compute: on
+# Firecracker machines only, see the device library): each kernel's time
+# for about two steps, into NAME.csv in the logs. Ours launches ~1190
+# kernels before its first step (initialisation, the gradients' flat
+# buffers), skipped here; a step of G is ~1230 kernels on either side.
+# Summed per step against the step's time, they show the device's idle
+# share.
+ncu_bin="$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -1)"
+ncu_args=(--clock-control none --metrics gpu__time_duration.sum --csv --launch-count 2600)
+if want profile && [[ -n "$ncu_bin" ]]; then
+  part ncu-ours 240 "$ncu_bin" "${ncu_args[@]}" --launch-skip 1190 --log-file "$work/ncu-ours.csv" "$bin/dak-train" \
+    --bench --device "$device" --bench-steps 1 --bench-warmup 1 --frames 27 --precision fp32 --ablation baseline \
+    "${extra[@]}"
+  part ncu-reference 240 bash -c 'cd benches/reference && exec "$0" "$@"' "$ncu_bin" "${ncu_args[@]}" \
+    --log-file "$work/ncu-reference.csv" "$python" bench_torch.py --device "$device" --steps 1 --warmup 1 --method g \
+    --frames 27 --precision fp32 --no-inference "${ref_extra[@]}"
+elif want profile; then
+  echo "profile: no ncu on this machine" >&2
+fi
 # Issue 5: one epoch of the default configuration (full method, C=512, L=4,
 # K=6, T=27, batch 64, fp32) on the demo shards, evaluated on the target
 # domain, and the same at T = 81 in bf16.
