@@ -14,10 +14,10 @@
 #     bash benches/gpu.sh train reference infer
 #     bash benches/gpu.sh peak          (epoch too, if device time is left)
 # GROUP: train reference infer peak epoch profile (none given: all but epoch,
-# which issue 5 measured already, and profile). One JSON line per measurement goes to
-# $OUT/gpu.jsonl (else benches/gpu-out/) as it is made, and every part's log
-# into $OUT/logs.tar.gz, refreshed after each part: the device tool returns
-# at most 8 files. Each part has its own time limit, so one that fails or
+# which issue 5 measured already, and profile). One JSON line per
+# measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/) as it is made,
+# and every part's log into $OUT/logs.tar.gz, refreshed after each part:
+# the device tool returns at most 8 files. Each part has its own time limit, so one that fails or
 # overruns still leaves the others' numbers.
 #
 # Knobs: DAK_DEVICE (cuda), DAK_BENCH_STEPS (timed steps, 10), DAK_BENCH_ARGS

@@ -86,6 +86,13 @@ impl Group {
         let master = (kind != Kind::Float).then(|| Tensor::zeros([total], (Kind::Float, device)));
         let m = Tensor::zeros([total], (Kind::Float, device));
         let v = Tensor::zeros([total], (Kind::Float, device));
+        // tch cannot assign `.grad`: one backward of Σ 0·p gives each
+        // variable a gradient, which becomes a view into `grad` below
+        // (autograd then accumulates into it in place).
+        tch::with_grad(|| {
+            let zeros: Vec<Tensor> = vars.iter().map(|(_, var)| var.sum(Kind::Float) * 0.0).collect();
+            Tensor::stack(&zeros, 0).sum(Kind::Float).backward();
+        });
         let slots = tch::no_grad(|| {
             vars.drain(..)
                 .zip(offsets)
@@ -95,6 +102,7 @@ impl Group {
                     let part = |t: &Tensor| t.narrow(0, offset, numel).view(shape.as_slice());
                     part(&param).copy_(&var);
                     var.set_data(&part(&param));
+                    var.grad().set_data(&part(&grad));
                     let master = master.as_ref().map(|flat| {
                         let mut p = part(flat);
                         p.copy_(&var);
@@ -104,26 +112,7 @@ impl Group {
                 })
                 .collect()
         });
-        let mut group = Group { slots, param, grad, gap, master, m, v };
-        group.adopt_grads();
-        group
-    }
-
-    /// Make every parameter's gradient a view into `grad` (autograd then
-    /// accumulates into it in place). tch cannot assign `.grad`, so one
-    /// backward of Σ 0·p first gives each parameter a gradient to re-point.
-    fn adopt_grads(&mut self) {
-        tch::with_grad(|| {
-            let zeros: Vec<Tensor> = self.slots.iter().map(|s| s.param.sum(Kind::Float) * 0.0).collect();
-            Tensor::stack(&zeros, 0).sum(Kind::Float).backward();
-        });
-        tch::no_grad(|| {
-            for s in &self.slots {
-                let mut g = s.param.grad();
-                g.set_data(&self.grad.narrow(0, s.offset, s.numel).view(g.size().as_slice()));
-            }
-        });
-        let _ = self.grad.zero_();
+        Group { slots, param, grad, gap, master, m, v }
     }
 
     /// Whether every gradient is still the view of `grad` it was made.
