@@ -312,6 +312,44 @@ impl HostBatch {
         self.clips == 0
     }
 
+    /// The batch as host tensors: 2D `(B, T, 17, 2)`, poses in mm
+    /// `(B, T, 17, 3)`, validity `(B, T)`, intrinsics rows `(B, 9)` and
+    /// image sizes `(B, 2)` (the last two f64).
+    fn tensors(&self) -> [Tensor; 5] {
+        let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
+        [
+            Tensor::from_slice(&self.x).view([n, t, j, 2]),
+            Tensor::from_slice(&self.pose).view([n, t, j, 3]),
+            Tensor::from_slice(&self.valid).view([n, t]),
+            Tensor::from_slice(&self.cams).view([n, 9]),
+            Tensor::from_slice(&self.screens).view([n, 2]),
+        ]
+    }
+
+    /// The step's real clips made ready on the host, where the work
+    /// overlaps the device's previous step instead of adding a dozen small
+    /// kernels to this one: inputs and root-relative targets mirrored
+    /// where `flips` says, the frame weights normalised, and with `factors`
+    /// `(B, 17)` the structure-augmented twins (each projected with its
+    /// clip's camera) mirrored alike.
+    pub fn prepare(&self, flips: &[bool], factors: Option<&Tensor>) -> RealInputs {
+        assert_eq!(flips.len(), self.clips, "one flip per clip");
+        let [x, pose, valid, cams, screens] = self.tensors();
+        let mask = Tensor::from_slice(flips);
+        let twin = factors.map(|factors| {
+            let pose_sa = dak_nn::geometry::structure_augment(&pose.to_kind(Kind::Double), factors);
+            let px = dak_nn::geometry::project(&pose_sa, &cams);
+            let target = root_relative_m(&pose_sa).to_kind(Kind::Float);
+            (flip_where(&normalize_px_tensor(&px, &screens), &mask), flip_where(&target, &mask))
+        });
+        RealInputs {
+            x: flip_where(&x, &mask),
+            target: flip_where(&root_relative_m(&pose), &mask),
+            weight: &valid / (valid.sum(Kind::Float) * NUM_JOINTS as f64).clamp_min(1.0),
+            twin,
+        }
+    }
+
     pub fn to_device(&self, device: Device) -> Batch {
         let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
         Batch {
@@ -321,6 +359,65 @@ impl HostBatch {
             intrinsics: upload(&Tensor::from_slice(&self.cams).view([n, 9]), device),
             screen: upload(&Tensor::from_slice(&self.screens).view([n, 2]), device),
         }
+    }
+}
+
+/// A step's real clips on the host ([`HostBatch::prepare`]), all f32.
+#[derive(Debug)]
+pub struct RealInputs {
+    /// Normalised 2D `(B, T, 17, 2)`.
+    pub x: Tensor,
+    /// Root-relative metres `(B, T, 17, 3)`.
+    pub target: Tensor,
+    /// Per-frame weights `(B, T)`: validity over 17 × the valid frames, so
+    /// that Σ weight · joint error is the mean over valid frames.
+    pub weight: Tensor,
+    /// The structure-augmented twins' (2D, target).
+    pub twin: Option<(Tensor, Tensor)>,
+}
+
+/// Host tensors that go to the device as one block, with one copy instead
+/// of one each, and come back as views of it. Each starts at a multiple of
+/// 64 values (256 bytes), as a tensor of its own would.
+#[derive(Debug, Default)]
+pub struct Upload {
+    parts: Vec<Tensor>,
+}
+
+impl Upload {
+    const ALIGN: i64 = 64;
+
+    /// Adds `t` (host, converted to f32); its index in [`Upload::send`]'s
+    /// output.
+    pub fn push(&mut self, t: Tensor) -> usize {
+        self.parts.push(t);
+        self.parts.len() - 1
+    }
+
+    /// Everything pushed, on `device`, in push order and shapes.
+    pub fn send(self, device: Device) -> Vec<Tensor> {
+        if self.parts.is_empty() {
+            return Vec::new();
+        }
+        let mut flat = Vec::with_capacity(2 * self.parts.len());
+        let mut offsets = Vec::with_capacity(self.parts.len());
+        let mut end = 0;
+        for t in &self.parts {
+            let n = t.numel() as i64;
+            offsets.push(end);
+            flat.push(t.to_kind(Kind::Float).reshape([-1]));
+            let pad = (Self::ALIGN - n % Self::ALIGN) % Self::ALIGN;
+            if pad > 0 {
+                flat.push(Tensor::zeros([pad], (Kind::Float, Device::Cpu)));
+            }
+            end += n + pad;
+        }
+        let block = upload(&Tensor::cat(&flat, 0), device);
+        self.parts
+            .iter()
+            .zip(offsets)
+            .map(|(t, at)| block.narrow(0, at, t.numel() as i64).view(t.size().as_slice()))
+            .collect()
     }
 }
 
@@ -451,10 +548,10 @@ impl SyntheticSet {
         self.len() == 0
     }
 
-    /// Clips `indices` on `device`: (x, target).
-    pub fn batch(&self, indices: &[i64], device: Device) -> (Tensor, Tensor) {
-        let idx = Tensor::from_slice(indices);
-        (upload(&self.x.index_select(0, &idx), device), upload(&self.target.index_select(0, &idx), device))
+    /// Clips `indices` where the set is (the host): (x, target).
+    pub fn clips(&self, indices: &[i64]) -> (Tensor, Tensor) {
+        let idx = Tensor::from_slice(indices).to(self.x.device());
+        (self.x.index_select(0, &idx), self.target.index_select(0, &idx))
     }
 }
 
@@ -501,6 +598,106 @@ mod tests {
         let z = flip_where(&x, &mask);
         assert_eq!(f64::try_from((z.get(1) - x.get(1)).abs().max()).unwrap(), 0.0);
         assert_eq!(f64::try_from((z.get(0) - y.get(0)).abs().max()).unwrap(), 0.0);
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+        f64::try_from((a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max()).unwrap()
+    }
+
+    /// Three clips of 4 frames with random 2D, poses ~4.5 m in front of a
+    /// pinhole camera, and the last clip's two last frames invalid.
+    fn host_batch() -> HostBatch {
+        let (n, t) = (3, 4);
+        let pose = Tensor::randn([n, t, 17, 3], (Kind::Float, Device::Cpu)) * 200.0
+            + Tensor::from_slice(&[0.0f32, 0.0, 4500.0]);
+        let x = Tensor::rand([n, t, 17, 2], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
+        let k = Intrinsics::pinhole(1145.0, 1000, 1002);
+        let mut valid = vec![1.0f32; (n * t) as usize];
+        valid[10] = 0.0;
+        valid[11] = 0.0;
+        HostBatch {
+            x: Vec::try_from(x.flatten(0, -1)).unwrap(),
+            pose: Vec::try_from(pose.flatten(0, -1)).unwrap(),
+            valid,
+            cams: (0..n).flat_map(|_| intrinsics_row(&k)).collect(),
+            screens: (0..n).flat_map(|_| [1000.0, 1002.0]).collect(),
+            clips: n as usize,
+            frames: t as usize,
+        }
+    }
+
+    /// A mirrored clip is mirrored in its input, its target and both of
+    /// its twin's; the others are left as they are.
+    #[test]
+    fn prepared_clips_mirror_inputs_targets_and_twins_together() {
+        let batch = host_batch();
+        let factors = Tensor::rand([3, 17], (Kind::Double, Device::Cpu)) * 0.4 + 0.8;
+        let plain = batch.prepare(&[false; 3], Some(&factors));
+        let flips = [true, false, true];
+        let mirrored = batch.prepare(&flips, Some(&factors));
+        let (pt, mt) = (plain.twin.unwrap(), mirrored.twin.unwrap());
+        for (i, &flipped) in flips.iter().enumerate() {
+            let i = i as i64;
+            let expect = |t: &Tensor| if flipped { flip(&t.get(i)) } else { t.get(i) };
+            assert_eq!(max_diff(&mirrored.x.get(i), &expect(&plain.x)), 0.0, "x of clip {i}");
+            assert_eq!(max_diff(&mirrored.target.get(i), &expect(&plain.target)), 0.0, "target of clip {i}");
+            assert_eq!(max_diff(&mt.0.get(i), &expect(&pt.0)), 0.0, "twin x of clip {i}");
+            assert_eq!(max_diff(&mt.1.get(i), &expect(&pt.1)), 0.0, "twin target of clip {i}");
+        }
+        assert!(max_diff(&plain.x, &mirrored.x) > 0.1, "some clip mirrored");
+        // Unit factors: the twin is the clip itself, seen by its camera.
+        let same = batch.prepare(&flips, Some(&Tensor::ones([3, 17], (Kind::Double, Device::Cpu))));
+        let (x_sa, target_sa) = same.twin.unwrap();
+        assert!(max_diff(&target_sa, &same.target) < 1e-6);
+        let [_, pose, _, cams, screens] = batch.tensors();
+        let seen = normalize_px_tensor(&dak_nn::geometry::project(&pose.to_kind(Kind::Double), &cams), &screens);
+        assert!(max_diff(&x_sa, &flip_where(&seen, &Tensor::from_slice(&flips))) < 1e-6);
+        // Targets are root-relative metres.
+        assert_eq!(max_diff(&plain.target.narrow(-2, 0, 1), &Tensor::zeros([1], (Kind::Float, Device::Cpu))), 0.0);
+        assert!(max_diff(&plain.target, &((&pose - pose.narrow(-2, 0, 1)) / 1000.0)) < 1e-6);
+    }
+
+    /// Σ weight · error is the mean error over valid frames.
+    #[test]
+    fn prepared_weights_average_over_valid_frames() {
+        let real = host_batch().prepare(&[false; 3], None);
+        assert!(real.twin.is_none());
+        let w = Vec::<f32>::try_from(real.weight.flatten(0, -1)).unwrap();
+        assert_eq!(w.len(), 12);
+        assert_eq!((w[10], w[11]), (0.0, 0.0));
+        assert!(w[..10].iter().all(|&v| (v - 1.0 / (10.0 * 17.0)).abs() < 1e-9), "{w:?}");
+        let error = Tensor::rand([3, 4, 17], (Kind::Float, Device::Cpu));
+        let weighted = f64::try_from((&error * real.weight.unsqueeze(-1)).sum(Kind::Float)).unwrap();
+        let mean = f64::try_from(error.flatten(0, 1).narrow(0, 0, 10).mean(Kind::Float)).unwrap();
+        assert!((weighted - mean).abs() < 1e-6, "{weighted} vs {mean}");
+        // No valid frame: weights 0, not a division by zero.
+        let mut none = host_batch();
+        none.valid.fill(0.0);
+        assert_eq!(f64::try_from(none.prepare(&[false; 3], None).weight.abs().sum(Kind::Float)).unwrap(), 0.0);
+    }
+
+    /// One block goes up; each part comes back whole, in its shape, at an
+    /// offset of a multiple of 64 values.
+    #[test]
+    fn an_upload_returns_each_part_as_a_view_of_one_block() {
+        let parts = [
+            Tensor::rand([2, 3, 17, 2], (Kind::Float, Device::Cpu)),
+            Tensor::rand([5], (Kind::Double, Device::Cpu)),
+            Tensor::rand([2, 3], (Kind::Float, Device::Cpu)).transpose(0, 1),
+        ];
+        let mut block = Upload::default();
+        let slots: Vec<usize> = parts.iter().map(|p| block.push(p.shallow_clone())).collect();
+        let back = block.send(Device::Cpu);
+        assert_eq!(back.len(), 3);
+        for (part, &i) in parts.iter().zip(&slots) {
+            assert_eq!(back[i].size(), part.size());
+            assert_eq!(back[i].kind(), Kind::Float);
+            assert!(max_diff(&back[i], part) < 1e-7);
+        }
+        let address = |t: &Tensor| t.data_ptr() as usize;
+        assert_eq!(address(&back[1]) - address(&back[0]), 4 * 256, "204 values padded to 256");
+        assert_eq!(address(&back[2]) - address(&back[1]), 4 * 64);
+        assert!(Upload::default().send(Device::Cpu).is_empty());
     }
 
     /// One read for several filters gives what a read per filter gives,

@@ -11,7 +11,6 @@ use dak_augment::item_rng;
 use dak_core::{metrics, NUM_JOINTS};
 use dak_model::estimator::{DecoderTape, EncoderTape};
 use dak_model::{gradient_reversal, Critic, Estimator, Features};
-use dak_nn::geometry;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::adam::Adam;
 use crate::config::TrainConfig;
-use crate::data::{self, Batch, HostBatch, SyntheticSet, VideoSet, Window};
+use crate::data::{self, HostBatch, SyntheticSet, VideoSet, Window};
 use crate::error::{Error, Result};
 use crate::nets::Nets;
 
@@ -60,15 +59,55 @@ impl Losses {
     }
 }
 
-/// A step's five loss terms while they are still on the device: read back
-/// once the whole step (backward and update) is queued, so that the host
-/// waits for the device once per step and never in the middle of it.
-struct PendingLosses(Tensor);
+/// Which loss term a part of the objective adds to.
+#[derive(Debug, Clone, Copy)]
+enum Term {
+    Pe,
+    Fd,
+    AdvStr,
+    AdvDyn,
+}
+
+/// A step's loss parts while they are still on the device: read back once
+/// the whole step (backward and update) is queued, so that the host waits
+/// for the device once per step and never in the middle of it. Only the
+/// parts the ablation has are kept, and the terms and the total are summed
+/// on the host: no zeros, sums or weights as kernels of the step.
+struct PendingLosses {
+    parts: Vec<(Term, Tensor)>,
+    weights: crate::config::LossWeights,
+}
 
 impl PendingLosses {
+    fn new(weights: crate::config::LossWeights) -> PendingLosses {
+        PendingLosses { parts: Vec::new(), weights }
+    }
+
+    fn add(&mut self, term: Term, part: &Tensor) {
+        self.parts.push((term, part.detach()));
+    }
+
     fn read(self) -> Losses {
-        let v = Vec::<f64>::try_from(self.0.to_kind(Kind::Double)).expect("five loss terms");
-        Losses { pe: v[0], fd: v[1], adv_str: v[2], adv_dyn: v[3], total: v[4] }
+        let values: Vec<f32> = match self.parts.as_slice() {
+            [] => Vec::new(),
+            [(_, one)] => Vec::try_from(one.reshape([1])).expect("an f32 loss"),
+            parts => {
+                let all: Vec<&Tensor> = parts.iter().map(|(_, t)| t).collect();
+                Vec::try_from(Tensor::stack(&all, 0)).expect("f32 losses")
+            }
+        };
+        let mut l = Losses::default();
+        for ((term, _), v) in self.parts.iter().zip(values) {
+            *match term {
+                Term::Pe => &mut l.pe,
+                Term::Fd => &mut l.fd,
+                Term::AdvStr => &mut l.adv_str,
+                Term::AdvDyn => &mut l.adv_dyn,
+            } += f64::from(v);
+        }
+        let w = &self.weights;
+        l.total = l.pe * w.pe + l.fd * w.fd + (l.adv_str * w.adv_str + l.adv_dyn * w.adv_dyn) * w.dg;
+        l
     }
 }
 
@@ -152,12 +191,15 @@ impl std::fmt::Debug for Trainer {
     }
 }
 
-/// MPJPE as a loss: mean joint distance weighted per frame by `w` `(B, T)`.
+/// MPJPE as a loss: mean joint distance, or Σ `w` · distance with
+/// per-frame weights `w` `(B, T)` that already hold the mean's division
+/// ([`data::RealInputs::weight`]).
 pub fn mpjpe_loss(pred: &Tensor, target: &Tensor, w: Option<&Tensor>) -> Tensor {
-    let dist = (pred.to_kind(Kind::Float) - target).square().sum_dim_intlist(-1, false, None::<Kind>).sqrt();
+    // One norm kernel, not square, sum and root (and theirs backward).
+    let dist = (pred.to_kind(Kind::Float) - target).norm_scalaropt_dim(2.0, [-1i64].as_slice(), false);
     match w {
         None => dist.mean(Kind::Float),
-        Some(w) => (dist * w.unsqueeze(-1)).sum(Kind::Float) / (w.sum(Kind::Float) * NUM_JOINTS as f64).clamp_min(1.0),
+        Some(w) => (dist * w.unsqueeze(-1)).sum(Kind::Float),
     }
 }
 
@@ -171,15 +213,20 @@ pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
         + (d_real.to_kind(Kind::Float).sigmoid() - 1.0).square().mean(Kind::Float)
 }
 
-/// A step's inputs on the device ([`Trainer::step_inputs`]): real clips,
-/// the structure factors of their twins, their flip mask, and the synthetic
-/// (2D, 3D) pairs with theirs.
+/// A step's inputs on the device ([`Trainer::step_inputs`]), mirrored,
+/// root-relative and weighted already; views of one uploaded block.
 pub(crate) struct StepInputs {
-    real: Batch,
-    factors: Option<Tensor>,
-    flips: Tensor,
-    sma: Option<((Tensor, Tensor), Tensor)>,
-    dma: Option<((Tensor, Tensor), Tensor)>,
+    /// G's input: the real clips, then their structure-augmented twins if
+    /// the ablation has them, `(B or 2B, T, 17, 2)`: one pass, no `cat`.
+    g_in: Tensor,
+    target: Tensor,
+    /// Per-frame weights of the real clips' MPJPE `(B, T)`.
+    weight: Tensor,
+    twin_target: Option<Tensor>,
+    /// Per auxiliary estimator: the real clips then the synthetic ones
+    /// `(2B, T, 17, 2)`, and the synthetic targets.
+    sma: Option<(Tensor, Tensor)>,
+    dma: Option<(Tensor, Tensor)>,
 }
 
 /// Where a step's parts go. `graph` sums them for one backward later, so
@@ -388,19 +435,16 @@ impl Trainer {
         windows.chunks(self.config.batch_size).map(<[Window]>::to_vec).collect()
     }
 
+    /// `n` clips of `set` drawn at random, on the host.
     fn synthetic<R: Rng>(&self, set: &Option<SyntheticSet>, n: usize, rng: &mut R) -> Option<(Tensor, Tensor)> {
         let set = set.as_ref()?;
         let idx: Vec<i64> = (0..n).map(|_| rng.random_range(0..set.len() as i64)).collect();
-        Some(set.batch(&idx, self.device))
+        Some(set.clips(&idx))
     }
 
     /// Which of `n` clips to mirror (none without flip augmentation).
     fn flip_draws<R: Rng>(&self, n: usize, rng: &mut R) -> Vec<bool> {
         (0..n).map(|_| self.config.flip && rng.random_bool(0.5)).collect()
-    }
-
-    fn mask_on_device(&self, flips: &[bool]) -> Tensor {
-        data::upload(&Tensor::from_slice(flips), self.device)
     }
 
     /// libtorch's generators (dropout) from step `step`'s seed, right before
@@ -409,30 +453,50 @@ impl Trainer {
         tch::manual_seed((self.config.seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as i64);
     }
 
-    /// Step `step`'s inputs on the device: the batch, the structure factors,
-    /// the flip masks and the synthetic pairs, drawn from the step's seed
-    /// (so the same whenever they are made). Copies go through pinned
-    /// memory and do not wait for the device ([`data::upload`]).
+    /// Step `step`'s inputs on the device: the batch with its flips,
+    /// structure-augmented twins and synthetic pairs, drawn from the step's
+    /// seed (so the same whenever they are made). Made on the host and
+    /// copied as one block through pinned memory, without waiting for the
+    /// device ([`data::Upload`]).
     pub(crate) fn step_inputs(&self, batch: &HostBatch, step: u64) -> StepInputs {
         let cfg = &self.config;
         let ab = cfg.ablation;
         let mut rng = item_rng(cfg.seed, streams::STEP, step);
-        let real: Batch = batch.to_device(self.device);
-        let b = real.len();
+        let b = batch.len();
         let factors = ab.disentangles().then(|| {
             let factors: Vec<f64> = (0..b).flat_map(|_| cfg.structure.sample(&mut rng).bone_factors()).collect();
-            data::upload(&Tensor::from_slice(&factors).view([b as i64, NUM_JOINTS as i64]), self.device)
+            Tensor::from_slice(&factors).view([b as i64, NUM_JOINTS as i64])
         });
-        let flips = self.mask_on_device(&self.flip_draws(b, &mut rng));
+        let flips = self.flip_draws(b, &mut rng);
         let sma = if ab.uses_sma() { self.synthetic(&self.data.sma, b, &mut rng) } else { None };
         let dma = if ab.uses_dma() { self.synthetic(&self.data.dma, b, &mut rng) } else { None };
         let (sma_flips, dma_flips) = (self.flip_draws(b, &mut rng), self.flip_draws(b, &mut rng));
+
+        let real = batch.prepare(&flips, factors.as_ref());
+        let mut block = data::Upload::default();
+        let g_in = block.push(match &real.twin {
+            Some((x_sa, _)) => Tensor::cat(&[&real.x, x_sa], 0),
+            None => real.x.shallow_clone(),
+        });
+        let twin_target = real.twin.map(|(_, target_sa)| block.push(target_sa));
+        let mut synthetic = |pair: Option<(Tensor, Tensor)>, flips: &[bool]| {
+            pair.map(|(xs, ts)| {
+                let mask = Tensor::from_slice(flips);
+                let joined = Tensor::cat(&[&real.x, &data::flip_where(&xs, &mask)], 0);
+                (block.push(joined), block.push(data::flip_where(&ts, &mask)))
+            })
+        };
+        let (sma, dma) = (synthetic(sma, &sma_flips), synthetic(dma, &dma_flips));
+        let (target, weight) = (block.push(real.target), block.push(real.weight));
+        let on_device = block.send(self.device);
+        let take = |i: usize| on_device[i].shallow_clone();
         StepInputs {
-            real,
-            factors,
-            flips,
-            sma: sma.map(|pair| (pair, self.mask_on_device(&sma_flips))),
-            dma: dma.map(|pair| (pair, self.mask_on_device(&dma_flips))),
+            g_in: take(g_in),
+            target: take(target),
+            weight: take(weight),
+            twin_target: twin_target.map(take),
+            sma: sma.map(|(x, t)| (take(x), take(t))),
+            dma: dma.map(|(x, t)| (take(x), take(t))),
         }
     }
 
@@ -533,57 +597,37 @@ impl Trainer {
     fn objective<'n>(&'n self, inputs: StepInputs, epoch: f64, sink: &mut Sink<'n>) -> PendingLosses {
         let cfg = &self.config;
         let ab = cfg.ablation;
-        let StepInputs { real, factors, flips: mask, sma, dma } = inputs;
-        let b = real.len() as i64;
-        let flip_pair =
-            |((xs, ts), mask): ((Tensor, Tensor), Tensor)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask));
-        let (sma, dma) = (sma.map(flip_pair), dma.map(flip_pair));
+        let StepInputs { g_in, target, weight: w, twin_target, sma, dma } = inputs;
+        let b = target.size()[0];
         let kind = self.nets.kind();
-        let mut x = real.x.shallow_clone();
-        let mut target = real.target();
-        let w = real.valid.shallow_clone();
-
-        // Structure-augmented twin (x_sa, X_sa) with the same camera.
-        let twin = factors.map(|factors| {
-            let pose_sa = geometry::structure_augment(&real.pose_mm.to_kind(Kind::Double), &factors);
-            let px = geometry::project(&pose_sa, &real.intrinsics);
-            (data::normalize_px_tensor(&px, &real.screen), data::root_relative_m(&pose_sa).to_kind(Kind::Float))
-        });
-        x = data::flip_where(&x, &mask);
-        target = data::flip_where(&target, &mask);
-        let twin = twin.map(|(xs, ts)| (data::flip_where(&xs, &mask), data::flip_where(&ts, &mask)));
-
+        let x = g_in.narrow(0, 0, b);
         let l = &cfg.losses;
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
-        let (mut pe, mut fd, mut adv_str, mut adv_dyn) = (zero(), zero(), zero(), zero());
+        let mut terms = PendingLosses::new(*l);
 
-        // G on real clips, plus their structure-augmented twins.
-        let g_in = match &twin {
-            Some((xs, _)) => Tensor::cat(&[&x, xs], 0),
-            None => x.shallow_clone(),
-        };
+        // G on real clips, plus their structure-augmented twins (x_sa, X_sa)
+        // seen by the same camera.
         let g = &self.nets.g;
         let Features { structural: fs, dynamic: fdy } = sink.encode(g, &g_in.to_kind(kind), true);
         let (s, d) = (fs.narrow(0, 0, b), fdy.narrow(0, 0, b));
         let part = mpjpe_loss(&sink.decode(g, &s, &d), &target, Some(&w));
-        pe += part.detach();
+        terms.add(Term::Pe, &part);
         sink.emit(part * l.pe);
-        if let Some((_, target_sa)) = &twin {
+        if let Some(target_sa) = &twin_target {
             let (s_sa, d_sa) = (fs.narrow(0, b, b), fdy.narrow(0, b, b));
             let part = mpjpe_loss(&sink.decode(g, &s, &d_sa), &target, Some(&w));
-            fd += part.detach();
+            terms.add(Term::Fd, &part);
             sink.emit(part * l.fd);
             let part = mpjpe_loss(&sink.decode(g, &s_sa, &d), target_sa, Some(&w));
-            fd += part.detach();
+            terms.add(Term::Fd, &part);
             sink.emit(part * l.fd);
         }
 
         // "Direct": synthetic pairs supervise G like real ones.
         let direct = [(ab == crate::config::Ablation::SaDirect, &sma), (ab == crate::config::Ablation::DaDirect, &dma)];
         for (on, pair) in direct {
-            if let (true, Some((xs, ts))) = (on, pair) {
-                let part = mpjpe_loss(&sink.forward(g, &xs.to_kind(kind)), ts, None);
-                pe += part.detach();
+            if let (true, Some((joined, ts))) = (on, pair) {
+                let part = mpjpe_loss(&sink.forward(g, &joined.narrow(0, b, b).to_kind(kind)), ts, None);
+                terms.add(Term::Pe, &part);
                 sink.emit(part * l.pe);
             }
         }
@@ -600,22 +644,22 @@ impl Trainer {
         let lambda = cfg.grl.lambda(epoch);
         let g_real = Features { structural: s, dynamic: d };
         let adversaries: [(_, Option<&dyn Critic>, _, _, _); 2] = [
-            (&self.nets.g_sma, self.nets.d_str.as_ref().map(|c| c as _), &sma, l.adv_str, &mut adv_str),
-            (&self.nets.g_dma, self.nets.d_dyn.as_ref().map(|c| c as _), &dma, l.adv_dyn, &mut adv_dyn),
+            (&self.nets.g_sma, self.nets.d_str.as_ref().map(|c| c as _), &sma, l.adv_str, Term::AdvStr),
+            (&self.nets.g_dma, self.nets.d_dyn.as_ref().map(|c| c as _), &dma, l.adv_dyn, Term::AdvDyn),
         ];
         for (aux, critic, pair, weight, adv_term) in adversaries {
-            let (Some(aux), Some(critic), Some((xs, ts))) = (aux, critic, pair) else { continue };
+            let (Some(aux), Some(critic), Some((joined, ts))) = (aux, critic, pair) else { continue };
             let (synthetic, fa) = if sink.backward {
                 let part = mpjpe_loss(&sink.forward(aux, &x.to_kind(kind)), &target, Some(&w));
-                pe += part.detach();
+                terms.add(Term::Pe, &part);
                 sink.emit(part * l.pe);
-                let fa = sink.encode(aux, &xs.to_kind(kind), false);
+                let fa = sink.encode(aux, &joined.narrow(0, b, b).to_kind(kind), false);
                 (sink.decode(aux, &fa.structural, &fa.dynamic), fa)
             } else {
-                let f = sink.encode(aux, &Tensor::cat(&[&x, xs], 0).to_kind(kind), false);
+                let f = sink.encode(aux, &joined.to_kind(kind), false);
                 let pose = sink.decode(aux, &f.structural, &f.dynamic);
                 let part = mpjpe_loss(&pose.narrow(0, 0, b), &target, Some(&w));
-                pe += part.detach();
+                terms.add(Term::Pe, &part);
                 sink.emit(part * l.pe);
                 let fa = Features { structural: f.structural.narrow(0, b, b), dynamic: f.dynamic.narrow(0, b, b) };
                 (pose.narrow(0, b, b), fa)
@@ -624,13 +668,11 @@ impl Trainer {
             let syn = critic.judge(&gradient_reversal(critic.stream(&fa), lambda), true);
             let real = critic.judge(&gradient_reversal(critic.stream(&g_real), lambda), true);
             let adv = lsgan_loss(&syn, &real);
-            pe += part.detach();
-            *adv_term += adv.detach();
+            terms.add(Term::Pe, &part);
+            terms.add(adv_term, &adv);
             sink.emit(part * l.pe + adv * (weight * l.dg));
         }
-
-        let total = &pe * l.pe + &fd * l.fd + (&adv_str * l.adv_str + &adv_dyn * l.adv_dyn) * l.dg;
-        PendingLosses(Tensor::stack(&[pe, fd, adv_str, adv_dyn, total], 0))
+        terms
     }
 
     /// Train epoch `self.epoch` to its end; `on_step` sees each step's losses.
