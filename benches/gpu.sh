@@ -13,8 +13,9 @@
 # There (carry gpu-carry; two calls keep each under the 600 s per call):
 #     bash benches/gpu.sh train reference infer
 #     bash benches/gpu.sh peak          (epoch too, if device time is left)
-# GROUP: train reference infer peak epoch profile (none given: all but epoch,
-# which issue 5 measured already, and profile). One JSON line per
+#     bash benches/gpu.sh compare       (the fp32 step goal alone, ~5 min)
+# GROUP: train reference infer peak epoch profile compare (none given: all
+# but epoch, which issue 5 measured already, profile and compare). One JSON line per
 # measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/) as it is made,
 # and every part's log into $OUT/logs.tar.gz, refreshed after each part:
 # the device tool returns at most 8 files. Each part has its own time limit, so one that fails or
@@ -98,7 +99,7 @@ read -r -a extra <<< "${DAK_BENCH_ARGS:-}"
 read -r -a ref_extra <<< "${DAK_REF_ARGS:-}"
 shards=(--shards "$carry/demo")
 groups=("$@")
-want() { [[ ${#groups[@]} == 0 && $1 != epoch && $1 != profile || " ${groups[*]} " == *" $1 "* ]]; }
+want() { [[ ${#groups[@]} == 0 && $1 != epoch && $1 != profile && $1 != compare || " ${groups[*]} " == *" $1 "* ]]; }
 
 gpu_name="$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
 printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":"%s","groups":"%s"}\n' \
@@ -107,12 +108,13 @@ printf '{"work":"meta","gpu":"%s","driver":"%s","commit":"%s","cpus":%s,"torch":
   "$(cat "$carry/COMMIT" 2>/dev/null || git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$(nproc)" \
   "$("$python" -c 'import torch; print(torch.__version__)')" "${groups[*]:-default}" | tee -a "$log"
 
-# part NAME LIMIT_S CMD...: JSON lines to the log, stderr to NAME.log.
+# part NAME LIMIT_S CMD...: JSON lines to the log (each opened with
+# $PART_TAG, if set), stderr to NAME.log.
 part() {
   local name=$1 limit=${DAK_PART_LIMIT:-$2} t0=$SECONDS rc
   shift 2
   echo "== $name" >&2
-  timeout --kill-after=10 "$limit" "$@" 2> "$work/$name.log" | tee -a "$log"
+  timeout --kill-after=10 "$limit" "$@" 2> "$work/$name.log" | sed -u "s/^{/{${PART_TAG:-}/" | tee -a "$log"
   rc=${PIPESTATUS[0]}
   echo "== $name: exit $rc after $((SECONDS - t0)) s" >&2
   [[ $rc == 0 ]] || tail -5 "$work/$name.log" >&2
@@ -195,6 +197,28 @@ for row in "27 fp32 16" "27 fp32 4" "27 bf16 16" "81 bf16 16" "81 fp32 16"; do
     --device "$device" --bench-steps 5 --frames "$frames" --precision "$precision" --ablation full \
     --checkpoint-activations="$clips" "${extra[@]}"
 done
+# The fp32 goal (step time <= 1.0x the reference) where it is closest:
+# G alone and the full method with one backward, T = 27, the two sides
+# alternated in separate processes so that drift of the machine shows as
+# spread, not as a ratio (~5 minutes). Each line gets "round".
+if want compare; then
+  for round in 1 2 3; do
+    for side in ours reference; do
+      for method in g full; do
+        [[ $method == full && $round == 3 ]] && continue
+        if [[ $side == ours ]]; then
+          ablation=baseline && [[ $method == full ]] && ablation=full
+          cmd=("$bin/dak-train" --bench --device "$device" --bench-steps "$steps" --frames 27 --precision fp32
+            --ablation "$ablation" --one-backward "${extra[@]}")
+        else
+          cmd=(bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" --device "$device"
+            --steps "$steps" --method "$method" --frames 27 --precision fp32 --no-inference "${ref_extra[@]}")
+        fi
+        PART_TAG="\"round\":$round," part "compare-$side-$method-$round" 120 "${cmd[@]}"
+      done
+    done
+  done
+fi
 # Kernel by kernel, G alone, T = 27, fp32, both sides (Nsight Compute: on
 # Firecracker machines only, see the device library): each kernel's time
 # for about two steps, into NAME.csv in the logs. Ours launches ~1190
