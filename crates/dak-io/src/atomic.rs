@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -12,10 +13,31 @@ use crate::error::{Error, Result};
 /// Suffix of in-progress files; anything with it is never a finished output.
 pub const TMP_SUFFIX: &str = ".tmp";
 
-/// The temporary name a final path is written under: `.NAME.tmp` beside it.
+/// A fresh temporary name for writing `path`: `.NAME.pPID-N.tmp` beside it,
+/// unique to this process and call, so that two writers of one path (two
+/// runs started on the same output) never share one temporary and
+/// interleave their bytes in it: the last rename wins with a whole file.
 pub fn tmp_path_for(path: &Path) -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}{TMP_SUFFIX}"))
+    path.with_file_name(format!(".{name}.p{}-{n}{TMP_SUFFIX}", std::process::id()))
+}
+
+/// The final name an in-progress file named `name` is written for:
+/// `.NAME.pPID-N.tmp` (or `.NAME.tmp`, as earlier versions named them) →
+/// `NAME`; `None` for anything else.
+pub fn final_name_of_tmp(name: &str) -> Option<&str> {
+    let inner = name.strip_prefix('.')?.strip_suffix(TMP_SUFFIX)?;
+    let is_tag = |tag: &str| {
+        tag.strip_prefix('p').and_then(|t| t.split_once('-')).is_some_and(|(pid, n)| {
+            [pid, n].iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    Some(match inner.rsplit_once('.') {
+        Some((base, tag)) if is_tag(tag) => base,
+        _ => inner,
+    })
 }
 
 /// A file being written under its temporary name, hashed as it goes.
@@ -93,7 +115,7 @@ impl Drop for AtomicFile {
 /// Write a whole small file (a manifest, a report) atomically.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<Committed> {
     let mut file = AtomicFile::create(path)?;
-    file.write_all(contents).map_err(Error::io(tmp_path_for(path)))?;
+    file.write_all(contents).map_err(Error::io(file.tmp_path.clone()))?;
     file.commit()
 }
 
@@ -142,8 +164,7 @@ pub fn sweep_tmp_files_of(dir: &Path, owned: impl Fn(&str) -> bool) -> Result<us
         let entry = entry.map_err(Error::io(dir))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let final_name = name.strip_prefix('.').and_then(|n| n.strip_suffix(TMP_SUFFIX));
-        if final_name.is_some_and(&owned) {
+        if final_name_of_tmp(&name).is_some_and(&owned) {
             remove_if_present(&entry.path())?;
             removed += 1;
         }
@@ -163,6 +184,13 @@ pub fn remove_if_present(path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn uncommitted_file_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -170,11 +198,47 @@ mod tests {
         {
             let mut f = AtomicFile::create(&path).unwrap();
             f.write_all(b"half").unwrap();
-            assert!(tmp_path_for(&path).exists());
+            let names = names_in(dir.path());
+            assert_eq!(names.len(), 1);
+            assert_eq!(final_name_of_tmp(&names[0]), Some("a.parquet"), "{names:?}");
             assert!(!path.exists());
         }
-        assert!(!tmp_path_for(&path).exists());
-        assert!(!path.exists());
+        assert!(names_in(dir.path()).is_empty());
+    }
+
+    /// Two writers of one path each write their own temporary; the one
+    /// that commits last leaves its whole file, never a mix of both.
+    #[test]
+    fn concurrent_writers_of_one_path_do_not_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.json");
+        let mut a = AtomicFile::create(&path).unwrap();
+        let mut b = AtomicFile::create(&path).unwrap();
+        a.write_all(&[b'a'; 3000]).unwrap();
+        b.write_all(&[b'b'; 2000]).unwrap();
+        a.write_all(b"end").unwrap();
+        assert_eq!(names_in(dir.path()).len(), 2, "one temporary each");
+        let committed_b = b.commit().unwrap();
+        let committed_a = a.commit().unwrap();
+        let mut want = vec![b'a'; 3000];
+        want.extend_from_slice(b"end");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
+        assert_eq!(sha256_file(&path).unwrap().1, committed_a.sha256);
+        assert_ne!(committed_a.sha256, committed_b.sha256);
+        assert_eq!(names_in(dir.path()), vec!["m.json"]);
+    }
+
+    #[test]
+    fn temporaries_name_their_final_file() {
+        let t = tmp_path_for(Path::new("/d/x.parquet"));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert_eq!(final_name_of_tmp(name), Some("x.parquet"));
+        assert_ne!(tmp_path_for(Path::new("/d/x.parquet")), t, "a fresh name per call");
+        assert_eq!(final_name_of_tmp(".x.parquet.tmp"), Some("x.parquet"), "earlier versions' name");
+        assert_eq!(final_name_of_tmp(".run.2024-05.tmp"), Some("run.2024-05"), "a dated name is no tag");
+        assert_eq!(final_name_of_tmp(".a.p12-3.tmp"), Some("a"));
+        assert_eq!(final_name_of_tmp("x.parquet"), None);
+        assert_eq!(final_name_of_tmp(".x.parquet"), None);
     }
 
     #[test]
@@ -192,8 +256,12 @@ mod tests {
     fn sweep_removes_only_tmp_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".x.parquet.tmp"), b"").unwrap();
+        std::fs::write(tmp_path_for(&dir.path().join("y.parquet")), b"").unwrap();
+        std::fs::write(tmp_path_for(&dir.path().join("z.parquet")), b"").unwrap();
         std::fs::write(dir.path().join("x.parquet"), b"").unwrap();
+        assert_eq!(sweep_tmp_files_of(dir.path(), |name| name != "z.parquet").unwrap(), 2);
+        assert_eq!(names_in(dir.path()).len(), 2, "x.parquet and z's temporary");
         assert_eq!(sweep_tmp_files(dir.path()).unwrap(), 1);
-        assert!(dir.path().join("x.parquet").exists());
+        assert_eq!(names_in(dir.path()), vec!["x.parquet"]);
     }
 }

@@ -53,10 +53,13 @@ pub fn save<C: Serialize>(
 /// Write named tensors as safetensors to `path` through a temporary name
 /// beside it, synced before the rename, so that a crash never leaves a
 /// partial file under `path`. tch picks the format from the extension, so
-/// the temporary keeps `.safetensors`.
+/// the temporary keeps `.safetensors`; it names the process and the call,
+/// so that two writers of one path never write into one temporary.
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}{TMP_SAFETENSORS}"));
+    let tmp = path.with_file_name(format!(".{name}.p{}-{n}{TMP_SAFETENSORS}", std::process::id()));
     let written = Tensor::write_safetensors(tensors, &tmp)
         .map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })
         .and_then(|()| {

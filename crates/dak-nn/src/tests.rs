@@ -200,6 +200,7 @@ fn a_failed_weights_write_leaves_no_temporary() {
     assert_eq!(names, ["w.safetensors"], "only the obstacle is left");
     assert!(
         crate::model_dir::is_temporary(".w.safetensors.tmp.safetensors")
+            && crate::model_dir::is_temporary(".w.safetensors.p4242-7.tmp.safetensors")
             && !crate::model_dir::is_temporary("w.safetensors")
     );
 }

@@ -149,11 +149,16 @@ impl Canvas {
     pub fn save_png(&self, path: &Path) -> Result<(), Error> {
         let bytes = self.encode_png().map_err(|reason| Error::Png { path: path.to_path_buf(), reason })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("picture.png");
-        let tmp = path.with_file_name(format!(".{name}.tmp"));
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        // The process in the name: two runs drawing one picture never
+        // write into one temporary.
+        let tmp = path.with_file_name(format!(".{name}.p{}-0.tmp", std::process::id()));
+        let written = std::fs::File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|source| Error::Io { path: path.to_path_buf(), source })
     }
 }
 
