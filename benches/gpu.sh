@@ -13,7 +13,7 @@
 # There (carry gpu-carry; two calls keep each under the 600 s per call):
 #     bash benches/gpu.sh train reference infer
 #     bash benches/gpu.sh peak          (epoch too, if device time is left)
-#     bash benches/gpu.sh compare       (the fp32 step goal alone, ~5 min)
+#     bash benches/gpu.sh compare       (the fp32 step goal alone, ~5 min on an H200)
 # GROUP: train reference infer peak epoch profile compare (none given: all
 # but epoch, which issue 5 measured already, profile and compare). One JSON line per
 # measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/) as it is made,
@@ -200,7 +200,8 @@ done
 # The fp32 goal (step time <= 1.0x the reference) where it is closest:
 # G alone and the full method with one backward, T = 27, the two sides
 # alternated in separate processes so that drift of the machine shows as
-# spread, not as a ratio (~5 minutes). Each line gets "round".
+# spread, not as a ratio (~5 minutes on an H200; each of the 10 parts at
+# most 120 s). Each line gets "round".
 if want compare; then
   for round in 1 2 3; do
     for side in ours reference; do

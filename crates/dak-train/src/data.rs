@@ -378,7 +378,8 @@ pub struct RealInputs {
 
 /// Host tensors that go to the device as one block, with one copy instead
 /// of one each, and come back as views of it. Each starts at a multiple of
-/// 64 values (256 bytes), as a tensor of its own would.
+/// 64 values (256 bytes), so that vectorised kernels read it as they would
+/// a tensor of its own.
 #[derive(Debug, Default)]
 pub struct Upload {
     parts: Vec<Tensor>,
@@ -548,10 +549,11 @@ impl SyntheticSet {
         self.len() == 0
     }
 
-    /// Clips `indices` where the set is (the host): (x, target).
+    /// Clips `indices` in host memory: (x, target).
     pub fn clips(&self, indices: &[i64]) -> (Tensor, Tensor) {
         let idx = Tensor::from_slice(indices).to(self.x.device());
-        (self.x.index_select(0, &idx), self.target.index_select(0, &idx))
+        let host = |t: &Tensor| t.index_select(0, &idx).to(Device::Cpu);
+        (host(&self.x), host(&self.target))
     }
 }
 
@@ -561,8 +563,8 @@ pub const FLIP_PERMUTATION: [i64; NUM_JOINTS] = [0, 4, 5, 6, 1, 2, 3, 7, 8, 9, 1
 /// Mirror `(…, 17, D)` poses or keypoints about the camera's vertical axis:
 /// negate x and swap left and right joints (VideoPose3D's flip augmentation).
 /// Built from views of `x` and concatenations, not from an index or sign
-/// tensor: those would be host→device copies, each a wait for the device,
-/// several times in every training step.
+/// tensor: on a device those would be host→device copies, each a wait for
+/// the device (evaluation flips on the device).
 pub fn flip(x: &Tensor) -> Tensor {
     let d = *x.size().last().expect("non-scalar");
     let mirrored = Tensor::cat(&[x.narrow(-1, 0, 1).neg(), x.narrow(-1, 1, d - 1)], -1);

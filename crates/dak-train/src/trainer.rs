@@ -223,8 +223,9 @@ pub(crate) struct StepInputs {
     /// Per-frame weights of the real clips' MPJPE `(B, T)`.
     weight: Tensor,
     twin_target: Option<Tensor>,
-    /// Per auxiliary estimator: the real clips then the synthetic ones
-    /// `(2B, T, 17, 2)`, and the synthetic targets.
+    /// SMA's and DMA's pairs: the real clips then the synthetic ones
+    /// `(2B, T, 17, 2)` (an auxiliary estimator's joined pass), and the
+    /// synthetic targets.
     sma: Option<(Tensor, Tensor)>,
     dma: Option<(Tensor, Tensor)>,
 }
