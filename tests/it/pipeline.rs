@@ -200,3 +200,44 @@ fn shipped_pipelines_are_valid() {
     }
     assert!(found >= 5, "demo, h36m-s1, h36m-full, h36m-to-3dhp, h36m-to-3dpw");
 }
+
+/// Raw data deleted once converted leaves what was made from it standing;
+/// an output that another run is making stops this run before it decides.
+#[test]
+fn outputs_outlive_their_raw_inputs_and_a_stage_has_one_maker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Stands in for raw data: made outside the pipeline.
+    ok(&dak(d, &["prep", "synth", "-q", "--out", "raw/demo", "--frames", "20"]));
+    let stats = r#"
+[[stage]]
+name = "stats"
+run = "prep stats"
+args = ["raw/demo"]
+json = "out/stats.json"
+"#;
+    std::fs::write(d.join("s.toml"), stats).unwrap();
+    ok(&dak(d, &["pipeline", "run", "s.toml", "-q"]));
+    let made = std::fs::read(d.join("out/stats.json")).unwrap();
+
+    std::fs::remove_dir_all(d.join("raw")).unwrap();
+    let plan = ok(&dak(d, &["pipeline", "plan", "s.toml"]));
+    assert!(plan.contains("1 stages, 0 to run"), "{plan}");
+    let run = dak(d, &["pipeline", "run", "s.toml"]);
+    ok(&run);
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(log.contains("input raw/demo is gone; keeping what it made"), "{log}");
+    assert_eq!(std::fs::read(d.join("out/stats.json")).unwrap(), made);
+
+    // Another (running) process holds the output: this run stops, and
+    // leaves the lock to its holder.
+    let lock = d.join("out/.stats.json.dak-lock");
+    std::fs::write(&lock, "1\n").unwrap();
+    let run = dak(d, &["pipeline", "run", "s.toml"]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success() && err.contains("out/stats.json is being made by another run (process 1)"), "{err}");
+    assert!(lock.exists());
+    std::fs::remove_file(&lock).unwrap();
+    ok(&dak(d, &["pipeline", "run", "s.toml", "-q"]));
+    assert!(!lock.exists(), "released after the stage");
+}

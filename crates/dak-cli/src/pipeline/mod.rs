@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 pub use spec::{load, Pipeline, SpecError, Stage};
-use state::{fingerprint, read_stamp, remove_stamp, write_stamp, Stamp};
+use state::{fingerprint, read_stamp, remove_stamp, write_stamp, StageLock, Stamp};
 
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
@@ -104,8 +104,13 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
     }
     for input in &stage.io.inputs {
         let key = input.path.display().to_string();
-        if stamp.inputs.get(&key) != fingerprint(&input.path)?.as_ref() {
-            return Ok(Decision::Run(format!("input {key} changed")));
+        match (stamp.inputs.get(&key), fingerprint(&input.path)?) {
+            // Raw data moved away or deleted once converted (licensed data
+            // often is): the output made from it stands. An earlier stage's
+            // output that is gone has been made again by now.
+            (Some(_), None) => tracing::info!("stage `{}`: input {key} is gone; keeping what it made", stage.raw.name),
+            (then, now) if then != now.as_ref() => return Ok(Decision::Run(format!("input {key} changed"))),
+            _ => {}
         }
     }
     if fingerprint(output)?.as_ref() != Some(&stamp.output) {
@@ -174,6 +179,8 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
     let (mut ran, mut skipped) = (0, 0);
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let forced = from.is_some_and(|f| i >= f);
+        // Before deciding: an output another run is making is not up to date.
+        let _lock = StageLock::acquire(&stage.io.output, &stage.raw.name)?;
         let why = match decide(stage, forced, &[])? {
             Decision::UpToDate => {
                 tracing::info!("stage `{}`: up to date", stage.raw.name);

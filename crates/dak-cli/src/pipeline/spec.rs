@@ -94,12 +94,16 @@ fn check(doc: Document) -> Result<Pipeline, SpecError> {
     Ok(pipeline)
 }
 
-/// Every input exists or is written by an earlier stage.
+/// Every input exists, is written by an earlier stage, or was there when
+/// the stage made the output it still has (raw data removed once converted:
+/// [`super::decide`] keeps that output, and only a rerun needs the input).
 fn check_inputs(pipeline: &Pipeline) -> Result<(), SpecError> {
     for (i, stage) in pipeline.stages.iter().enumerate() {
+        let stamp = super::state::read_stamp(&stage.io.output).filter(|_| stage.io.output.exists());
         for input in &stage.io.inputs {
             let produced = pipeline.stages[..i].iter().any(|s| super::io::within(&input.path, &s.io.output));
-            if !produced && !input.path.exists() {
+            let made_from = stamp.as_ref().is_some_and(|s| s.inputs.contains_key(&input.path.display().to_string()));
+            if !produced && !made_from && !input.path.exists() {
                 return Err(SpecError {
                     file: pipeline.file.clone(),
                     line: input.line,

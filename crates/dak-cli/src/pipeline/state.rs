@@ -56,6 +56,69 @@ pub fn remove_stamp(output: &Path) -> anyhow::Result<()> {
     Ok(dak_io::atomic::remove_if_present(&stamp_path(output))?)
 }
 
+/// Held while a stage makes its output: a second run that reaches the same
+/// output stops with a clear error instead of writing it at the same time.
+/// `.NAME.dak-lock` beside the output holds the holder's process id; a
+/// lock whose process is gone (a killed run) is taken over.
+#[derive(Debug)]
+pub struct StageLock {
+    path: PathBuf,
+}
+
+impl StageLock {
+    pub fn path_for(output: &Path) -> PathBuf {
+        let name = output.file_name().unwrap_or_default().to_string_lossy();
+        output.with_file_name(format!(".{name}.dak-lock"))
+    }
+
+    pub fn acquire(output: &Path, stage: &str) -> anyhow::Result<StageLock> {
+        let path = Self::path_for(output);
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // Written whole under a name of its own, then linked: a link fails
+        // if the lock exists, so no reader ever sees a lock without its id.
+        let pid = std::process::id();
+        let draft = dak_io::atomic::tmp_path_for(&path);
+        std::fs::write(&draft, format!("{pid}\n")).with_context(|| format!("writing {}", draft.display()))?;
+        let taken = (|| {
+            for _ in 0..2 {
+                match std::fs::hard_link(&draft, &path) {
+                    Ok(()) => return Ok(StageLock { path: path.clone() }),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                        match holder {
+                            Some(holder) if holder != pid && process_is_running(holder) => anyhow::bail!(
+                                "stage `{stage}`: {} is being made by another run (process {holder}); wait for it \
+                                 to finish, or delete {} if no run is going",
+                                output.display(),
+                                path.display()
+                            ),
+                            // Left by a run that is gone: take it over.
+                            _ => dak_io::atomic::remove_if_present(&path)?,
+                        }
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+                }
+            }
+            anyhow::bail!("stage `{stage}`: could not take {} (another run keeps taking it)", path.display())
+        })();
+        let _ = std::fs::remove_file(&draft);
+        taken
+    }
+}
+
+impl Drop for StageLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether process `pid` exists (on Linux; elsewhere, assumed so).
+fn process_is_running(pid: u32) -> bool {
+    !cfg!(target_os = "linux") || Path::new(&format!("/proc/{pid}")).exists()
+}
+
 /// A digest of what `path` holds now; `None` when it does not exist.
 pub fn fingerprint(path: &Path) -> anyhow::Result<Option<String>> {
     let meta = match std::fs::metadata(path) {
@@ -111,7 +174,7 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<P
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        if entry.file_name() == STAMP_NAME {
+        if entry.file_name() == STAMP_NAME || entry.file_name().to_string_lossy().ends_with(".dak-lock") {
             continue;
         }
         let meta = match std::fs::metadata(&path) {
@@ -152,6 +215,37 @@ mod tests {
         // An existing output file without an extension has its stamp beside it.
         std::fs::write(d.join("stats"), "{}").unwrap();
         assert_eq!(stamp_path(&d.join("stats")), d.join(".stats.dak-stage.json"));
+    }
+
+    /// One holder at a time; the lock goes with its holder, and one left
+    /// by a process that is gone is taken over.
+    #[test]
+    fn a_stage_lock_has_one_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("shards/demo");
+        let lock = StageLock::acquire(&out, "prep").unwrap();
+        let path = StageLock::path_for(&out);
+        assert_eq!(path, dir.path().join("shards/.demo.dak-lock"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+        drop(lock);
+        assert!(!path.exists());
+        // Held by a running process (pid 1 is always there).
+        std::fs::write(&path, "1\n").unwrap();
+        let err = StageLock::acquire(&out, "prep").unwrap_err().to_string();
+        assert!(err.contains("being made by another run (process 1)") && err.contains(".demo.dak-lock"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n", "left to its holder");
+        // Left by a process that has ended, or unreadable: taken over.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let gone = child.id();
+        child.wait().unwrap();
+        for content in [format!("{gone}\n"), String::new()] {
+            std::fs::write(&path, content).unwrap();
+            let lock = StageLock::acquire(&out, "prep").unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+            drop(lock);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("shards")).unwrap().collect();
+        assert!(names.is_empty(), "no drafts left: {names:?}");
     }
 
     /// Raw data linked from elsewhere: a change of the target is a change,
