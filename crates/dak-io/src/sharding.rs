@@ -146,6 +146,52 @@ pub fn with_record(mut manifest: Manifest, record: &ShardRecord) -> Manifest {
     manifest
 }
 
+/// What makes `other` an output of another run than `base`, as
+/// `what: other's (base's)` lines: the schema, the seed, the command's
+/// arguments one has and the other lacks, and every leaf of `extra` that
+/// differs (by its path), at most eight in all.
+fn differences(base: &Manifest, other: &Manifest) -> Vec<String> {
+    fn leaves(path: String, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::Object;
+        match (a, b) {
+            (Object(a), Object(b)) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                let null = serde_json::Value::Null;
+                for k in keys {
+                    let (x, y) = (a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null));
+                    leaves(format!("{path}.{k}"), x, y, out);
+                }
+            }
+            (a, b) if a != b => out.push(format!("{path}: {b} ({a})")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if (&base.schema, base.schema_version) != (&other.schema, other.schema_version) {
+        out.push(format!(
+            "schema: {} v{} ({} v{})",
+            other.schema, other.schema_version, base.schema, base.schema_version
+        ));
+    }
+    if base.seed != other.seed {
+        let seed = |s: Option<u64>| s.map_or("none".to_string(), |s| s.to_string());
+        out.push(format!("seed: {} ({})", seed(other.seed), seed(base.seed)));
+    }
+    if base.command != other.command {
+        let lacking = |a: &[String], b: &[String]| -> String {
+            a.iter().filter(|w| !b.contains(w)).map(String::as_str).collect::<Vec<_>>().join(" ")
+        };
+        out.push(format!(
+            "command: `{}` (`{}`)",
+            lacking(&other.command, &base.command),
+            lacking(&base.command, &other.command)
+        ));
+    }
+    leaves("extra".into(), &base.extra, &other.extra, &mut out);
+    out.truncate(8);
+    out
+}
+
 /// Join shard manifests (each with `extra.shard`) into the whole output's
 /// manifest. `where_` names the directory in errors.
 pub fn merge_manifests(where_: &Path, shards: Vec<Manifest>, finalize: Finalize) -> Result<Manifest> {
@@ -177,15 +223,13 @@ pub fn merge_manifests(where_: &Path, shards: Vec<Manifest>, finalize: Finalize)
                 r.index, r.index, r.count, r.groups
             )));
         }
-        let same = m.schema == base.schema
-            && m.schema_version == base.schema_version
-            && m.command == base.command
-            && m.seed == base.seed
-            && m.extra == base.extra;
-        if !same {
+        let differences = differences(base, m);
+        if !differences.is_empty() {
             return Err(mismatch(format!(
-                "shard {} was made with other settings, inputs or command than shard 0",
-                r.index
+                "shard {} was made with other settings, inputs or command than shard {}: {}",
+                r.index,
+                first.index,
+                differences.join("; ")
             )));
         }
         for &g in &r.owned {
@@ -333,8 +377,16 @@ mod tests {
         assert!(err.contains("out/x") && err.contains("missing shards [1]"), "{err}");
         let mut b = shard(1, 2, vec![1], vec![], 0);
         b.extra["config"] = 2.into();
+        b.extra["report"] = serde_json::json!({ "device": "cuda" });
+        b.command.push("--device=cuda".into());
         let err = merge_manifests(Path::new("d"), vec![a.clone(), b], &no_partials).unwrap_err().to_string();
-        assert!(err.contains("other settings"), "{err}");
+        assert!(err.contains("shard 1 was made with other settings, inputs or command than shard 0: "), "{err}");
+        assert!(err.contains("command: `--device=cuda` (``)"), "{err}");
+        assert!(err.contains("extra.config: 2 (1); extra.report: {\"device\":\"cuda\"} (null)"), "{err}");
+        let mut seeded = shard(1, 2, vec![1], vec![], 0);
+        seeded.seed = Some(7);
+        let err = merge_manifests(Path::new("d"), vec![a.clone(), seeded], &no_partials).unwrap_err().to_string();
+        assert!(err.ends_with("than shard 0: seed: 7 (none)"), "{err}");
         let c = shard(1, 2, vec![2], vec![], 0);
         let err = merge_manifests(Path::new("d"), vec![a, c], &no_partials).unwrap_err().to_string();
         assert!(err.contains("group 2"), "{err}");
