@@ -26,7 +26,8 @@ pub struct ShardStats {
     pub dir: PathBuf,
     pub table: Table,
     /// Source frames: dataset, split, subject, action, sequences, cameras,
-    /// frames, valid_frames (those the dataset marks valid).
+    /// frames ((sequence, frame) pairs, whatever cameras saw them) and
+    /// valid_frames (those valid in some camera).
     /// Synthetic clips: mode, source_dataset, clips, frames.
     pub counts: DataFrame,
     /// dataset (synthetic clips: mode), bone, mean/std/min/p05/p95/max of
@@ -79,19 +80,21 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
     match set.table() {
         Some(Table::SourceFrames) => {
             let lf = scan(dir, &set.paths(Table::SourceFrames))?;
+            let keys = || [col("dataset"), col("split"), col("subject"), col("action")];
+            // A frame is a (sequence, frame) whatever cameras saw it (not
+            // rows over cameras: sequences of one action may have other
+            // cameras, 3DHP's do), valid when valid in some camera.
+            let frames = lf
+                .clone()
+                .group_by([col("dataset"), col("split"), col("subject"), col("action"), col("sequence"), col("frame")])
+                .agg([col("valid").max().alias("valid")])
+                .group_by(keys())
+                .agg([len().alias("frames"), col("valid").cast(DataType::UInt32).sum().alias("valid_frames")]);
             let counts = lf
                 .clone()
-                .group_by_stable([col("dataset"), col("split"), col("subject"), col("action")])
-                .agg([
-                    col("sequence").n_unique().alias("sequences"),
-                    col("camera").n_unique().alias("cameras"),
-                    len().alias("rows"),
-                    col("valid").cast(DataType::UInt32).sum().alias("valid_rows"),
-                ])
-                .with_columns([
-                    (col("rows") / col("cameras")).alias("frames"),
-                    (col("valid_rows") / col("cameras")).alias("valid_frames"),
-                ])
+                .group_by_stable(keys())
+                .agg([col("sequence").n_unique().alias("sequences"), col("camera").n_unique().alias("cameras")])
+                .join(frames, keys(), keys(), JoinArgs::new(JoinType::Left))
                 .select([
                     col("dataset"),
                     col("split"),
@@ -232,6 +235,55 @@ pub fn to_text(df: &DataFrame) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One action filmed by two cameras in one sequence and by one in
+    /// another: frames count each (sequence, frame) once.
+    #[test]
+    fn frames_are_counted_once_whatever_cameras_saw_them() {
+        use dak_io::write::{ShardWriter, WriterOptions};
+        use dak_io::{Manifest, SourceFrameBuilder, SourceFrameRow, TwoDSource};
+        let dir = tempfile::tempdir().unwrap();
+        let (pose, px) = (vec![100.0f32; 51], vec![10.0f32; 34]);
+        let mut builder = SourceFrameBuilder::with_capacity(10);
+        // (sequence, camera, frames, invalid frame)
+        for (sequence, camera, frames, invalid) in [("a", "c0", 3, 2), ("a", "c1", 3, 9), ("b", "c0", 4, 3)] {
+            for frame in 0..frames {
+                builder
+                    .push(&SourceFrameRow {
+                        dataset: "d",
+                        split: "train",
+                        subject: "S1",
+                        action: "walk",
+                        sequence,
+                        camera,
+                        frame,
+                        fps: 50.0,
+                        joints_3d_world_mm: None,
+                        joints_3d_camera_mm: &pose,
+                        joints_2d_px: &px,
+                        joints_2d_source: TwoDSource::Projection,
+                        detected_2d_px: None,
+                        detected_2d_confidence: None,
+                        detector: None,
+                        valid: frame != invalid,
+                    })
+                    .unwrap();
+            }
+        }
+        let mut writer =
+            ShardWriter::new(dir.path(), Table::SourceFrames, "part", WriterOptions::for_table(Table::SourceFrames));
+        writer.write(&builder.finish()).unwrap();
+        let files = writer.finish().unwrap();
+        Manifest::new(Table::SourceFrames, files, vec!["test".into()], None).write(dir.path()).unwrap();
+        let counts = shard_stats(dir.path()).unwrap().counts;
+        assert_eq!(counts.height(), 1);
+        let value = |name: &str| counts.column(name).unwrap().cast(&DataType::Float64).unwrap().f64().unwrap().get(0);
+        assert_eq!(value("sequences"), Some(2.0));
+        assert_eq!(value("cameras"), Some(2.0));
+        // 3 + 4, not 10 rows over 2 cameras; frame 2 of `a` is valid in c1.
+        assert_eq!(value("frames"), Some(7.0));
+        assert_eq!(value("valid_frames"), Some(6.0));
+    }
 
     #[test]
     fn text_table_keeps_every_row_and_aligns_numbers() {
