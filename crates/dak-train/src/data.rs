@@ -350,6 +350,13 @@ impl HostBatch {
         }
     }
 
+    /// The network inputs `(B, T, 17, 2)` alone on `device` (what
+    /// prediction needs of a batch).
+    pub fn inputs_on(&self, device: Device) -> Tensor {
+        let (n, t) = (self.clips as i64, self.frames as i64);
+        upload(&Tensor::from_slice(&self.x).view([n, t, NUM_JOINTS as i64, 2]), device)
+    }
+
     pub fn to_device(&self, device: Device) -> Batch {
         let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
         Batch {

@@ -764,8 +764,7 @@ pub fn predict_videos(
     let kind = g.kind();
     tch::no_grad(|| {
         for chunk in windows.chunks(256) {
-            let batch = videos.batch(chunk, frames, device);
-            let x = batch.x.to_kind(kind);
+            let x = videos.host_batch(chunk, frames).inputs_on(device).to_kind(kind);
             let mut pred = g.forward(&x, false).to_kind(Kind::Float);
             if flip {
                 pred = (pred + data::flip(&g.forward(&data::flip(&x), false).to_kind(Kind::Float))) / 2.0;
