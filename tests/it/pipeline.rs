@@ -229,15 +229,28 @@ json = "out/stats.json"
     assert!(log.contains("input raw/demo is gone; keeping what it made"), "{log}");
     assert_eq!(std::fs::read(d.join("out/stats.json")).unwrap(), made);
 
-    // Another (running) process holds the output: this run stops, and
-    // leaves the lock to its holder.
-    let lock = d.join("out/.stats.json.dak-lock");
-    std::fs::write(&lock, "1\n").unwrap();
+    // A stage that must run (forced) with its input gone stops before it
+    // touches the output or its stamp: the next run keeps them.
+    let forced = dak(d, &["pipeline", "run", "s.toml", "--from", "stats"]);
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert!(!forced.status.success() && err.contains("stage `stats`: input raw/demo does not exist"), "{err}");
+    assert!(ok(&dak(d, &["pipeline", "plan", "s.toml"])).contains("1 stages, 0 to run"));
+    assert_eq!(std::fs::read(d.join("out/stats.json")).unwrap(), made);
+
+    // Another run holds the output: this run stops, naming it. A lock
+    // file nobody holds (a killed run's) is no lock.
+    let path = d.join("out/.stats.json.dak-lock");
+    let mut held = std::fs::File::create(&path).unwrap();
+    held.try_lock().unwrap();
+    std::io::Write::write_all(&mut held, b"4242\n").unwrap();
     let run = dak(d, &["pipeline", "run", "s.toml"]);
     let err = String::from_utf8_lossy(&run.stderr);
-    assert!(!run.status.success() && err.contains("out/stats.json is being made by another run (process 1)"), "{err}");
-    assert!(lock.exists());
-    std::fs::remove_file(&lock).unwrap();
+    assert!(
+        !run.status.success() && err.contains("out/stats.json is being made by another run (process 4242)"),
+        "{err}"
+    );
+    drop(held);
+    assert!(path.exists());
     ok(&dak(d, &["pipeline", "run", "s.toml", "-q"]));
-    assert!(!lock.exists(), "released after the stage");
+    assert!(!path.exists(), "released after the stage");
 }

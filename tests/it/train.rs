@@ -150,7 +150,15 @@ fn resuming_equals_the_uninterrupted_run() {
     ok(&train(&whole, &["--epochs", "2", "--ablation", "sa-adg", "--no-flip"]));
     let split = dir.path().join("split");
     ok(&train(&split, &["--epochs", "1", "--ablation", "sa-adg", "--no-flip"]));
+    // What a run killed while writing leaves: swept by the resume.
+    let leftovers = [".checkpoint.json.p99999-0.tmp", ".checkpoint-e0002.safetensors.p99999-1.tmp.safetensors"];
+    for name in leftovers {
+        std::fs::write(split.join(name), b"half").unwrap();
+    }
     ok(&train(&split, &["--epochs", "2", "--resume"]));
+    for name in leftovers {
+        assert!(!split.join(name).exists(), "{name} left");
+    }
     let (a, b) = (metrics(&whole), metrics(&split));
     assert_eq!(a.len(), 2);
     assert_eq!(b.len(), 2);

@@ -156,10 +156,13 @@ fn differences(base: &Manifest, other: &Manifest) -> Vec<String> {
         match (a, b) {
             (Object(a), Object(b)) => {
                 let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-                let null = serde_json::Value::Null;
                 for k in keys {
-                    let (x, y) = (a.get(k).unwrap_or(&null), b.get(k).unwrap_or(&null));
-                    leaves(format!("{path}.{k}"), x, y, out);
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) => leaves(format!("{path}.{k}"), x, y, out),
+                        (Some(x), None) => out.push(format!("{path}.{k}: absent ({x})")),
+                        (None, Some(y)) => out.push(format!("{path}.{k}: {y} (absent)")),
+                        (None, None) => {}
+                    }
                 }
             }
             (a, b) if a != b => out.push(format!("{path}: {b} ({a})")),
@@ -181,11 +184,12 @@ fn differences(base: &Manifest, other: &Manifest) -> Vec<String> {
         let lacking = |a: &[String], b: &[String]| -> String {
             a.iter().filter(|w| !b.contains(w)).map(String::as_str).collect::<Vec<_>>().join(" ")
         };
-        out.push(format!(
-            "command: `{}` (`{}`)",
-            lacking(&other.command, &base.command),
-            lacking(&base.command, &other.command)
-        ));
+        let (more, fewer) = (lacking(&other.command, &base.command), lacking(&base.command, &other.command));
+        out.push(if more.is_empty() && fewer.is_empty() {
+            format!("command: the same arguments in another order: `{}`", other.command.join(" "))
+        } else {
+            format!("command: `{more}` (`{fewer}`)")
+        });
     }
     leaves("extra".into(), &base.extra, &other.extra, &mut out);
     out.truncate(8);
@@ -382,7 +386,11 @@ mod tests {
         let err = merge_manifests(Path::new("d"), vec![a.clone(), b], &no_partials).unwrap_err().to_string();
         assert!(err.contains("shard 1 was made with other settings, inputs or command than shard 0: "), "{err}");
         assert!(err.contains("command: `--device=cuda` (``)"), "{err}");
-        assert!(err.contains("extra.config: 2 (1); extra.report: {\"device\":\"cuda\"} (null)"), "{err}");
+        assert!(err.contains("extra.config: 2 (1); extra.report: {\"device\":\"cuda\"} (absent)"), "{err}");
+        let mut nulled = shard(1, 2, vec![1], vec![], 0);
+        nulled.extra["report"] = serde_json::Value::Null;
+        let err = merge_manifests(Path::new("d"), vec![a.clone(), nulled], &no_partials).unwrap_err().to_string();
+        assert!(err.ends_with("than shard 0: extra.report: null (absent)"), "{err}");
         let mut seeded = shard(1, 2, vec![1], vec![], 0);
         seeded.seed = Some(7);
         let err = merge_manifests(Path::new("d"), vec![a.clone(), seeded], &no_partials).unwrap_err().to_string();

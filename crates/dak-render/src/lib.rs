@@ -149,9 +149,11 @@ impl Canvas {
     pub fn save_png(&self, path: &Path) -> Result<(), Error> {
         let bytes = self.encode_png().map_err(|reason| Error::Png { path: path.to_path_buf(), reason })?;
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("picture.png");
-        // The process in the name: two runs drawing one picture never
-        // write into one temporary.
-        let tmp = path.with_file_name(format!(".{name}.p{}-0.tmp", std::process::id()));
+        // The process and the call in the name: two writers of one picture
+        // never write into one temporary.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_file_name(format!(".{name}.p{}-{n}.tmp", std::process::id()));
         let written = std::fs::File::create(&tmp)
             .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
             .and_then(|()| std::fs::rename(&tmp, path));

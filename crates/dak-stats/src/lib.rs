@@ -105,7 +105,7 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
                     col("frames"),
                     col("valid_frames"),
                 ])
-                .sort(["dataset", "subject", "action"], Default::default())
+                .sort(["dataset", "split", "subject", "action"], Default::default())
                 .collect()
                 .map_err(polars_err)?;
             // Bone lengths are camera-independent: one camera per sequence

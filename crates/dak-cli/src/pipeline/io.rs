@@ -11,6 +11,9 @@ pub struct Input {
     pub path: PathBuf,
     /// Line of that key in the pipeline file.
     pub line: usize,
+    /// Written by an earlier stage of the pipeline (else raw data, or
+    /// made outside it).
+    pub produced: bool,
 }
 
 impl Input {
@@ -37,7 +40,7 @@ impl StageIo {
     }
 
     fn input(mut self, flag: &'static str, paths: impl IntoIterator<Item = PathBuf>) -> Self {
-        self.inputs.extend(paths.into_iter().map(|path| Input { flag, path, line: 0 }));
+        self.inputs.extend(paths.into_iter().map(|path| Input { flag, path, line: 0, produced: false }));
         self
     }
 

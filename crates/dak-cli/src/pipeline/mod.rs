@@ -106,9 +106,11 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
         let key = input.path.display().to_string();
         match (stamp.inputs.get(&key), fingerprint(&input.path)?) {
             // Raw data moved away or deleted once converted (licensed data
-            // often is): the output made from it stands. An earlier stage's
-            // output that is gone has been made again by now.
-            (Some(_), None) => tracing::info!("stage `{}`: input {key} is gone; keeping what it made", stage.raw.name),
+            // often is): the output made from it stands. Not so for an
+            // earlier stage's output, which that stage no longer makes.
+            (Some(_), None) if !input.produced => {
+                tracing::info!("stage `{}`: input {key} is gone; keeping what it made", stage.raw.name)
+            }
             (then, now) if then != now.as_ref() => return Ok(Decision::Run(format!("input {key} changed"))),
             _ => {}
         }
@@ -122,7 +124,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
 /// A command line less the flags that say where it runs, not what it
 /// computes: moving a pipeline to another GPU (`--set device=cuda:1`) must
 /// not refit the augmentors and so start a finished training run over.
-fn what_it_computes(argv: &[String]) -> Vec<&str> {
+pub(crate) fn what_it_computes(argv: &[String]) -> Vec<&str> {
     let mut out = Vec::with_capacity(argv.len());
     let mut args = argv.iter();
     while let Some(a) = args.next() {
@@ -190,8 +192,8 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
             Decision::Run(why) => why,
         };
         tracing::info!("stage `{}` ({why}): {}", stage.raw.name, stage.raw.shell_line());
-        // No stamp while the stage runs: a crash leaves it to be redone.
-        remove_stamp(&stage.io.output)?;
+        // Inputs first: a missing one stops the run with the output and
+        // its stamp as they were.
         let mut inputs = std::collections::BTreeMap::new();
         for input in &stage.io.inputs {
             let fp = fingerprint(&input.path)?.with_context(|| {
@@ -199,6 +201,8 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
             })?;
             inputs.insert(input.path.display().to_string(), fp);
         }
+        // No stamp while the stage runs: a crash leaves it to be redone.
+        remove_stamp(&stage.io.output)?;
         let mut command = Command::new(&exe);
         command.args(stage.command_args(forced, quiet));
         let status = command.status().with_context(|| format!("starting stage `{}`", stage.raw.name))?;

@@ -86,7 +86,10 @@ fn check(doc: Document) -> Result<Pipeline, SpecError> {
             .try_fold(Dak::command(), |c, w| c.find_subcommand(w).cloned())
             .is_some_and(|c| c.get_arguments().any(|a| a.get_long() == Some("force")));
         // Remember where each input came from for missing-path errors.
-        let io = io.locate(|flag| raw.line_of_flag(flag));
+        let mut io = io.locate(|flag| raw.line_of_flag(flag));
+        for input in &mut io.inputs {
+            input.produced = stages.iter().any(|s: &Stage| super::io::within(&input.path, &s.io.output));
+        }
         stages.push(Stage { raw, takes_force, io });
     }
     let pipeline = Pipeline { file: doc.file, name: doc.name, stages };
@@ -95,15 +98,18 @@ fn check(doc: Document) -> Result<Pipeline, SpecError> {
 }
 
 /// Every input exists, is written by an earlier stage, or was there when
-/// the stage made the output it still has (raw data removed once converted:
-/// [`super::decide`] keeps that output, and only a rerun needs the input).
+/// the stage made, with its present settings, the output it still has (raw
+/// data removed once converted: [`super::decide`] keeps that output; only
+/// a rerun would need the input).
 fn check_inputs(pipeline: &Pipeline) -> Result<(), SpecError> {
-    for (i, stage) in pipeline.stages.iter().enumerate() {
-        let stamp = super::state::read_stamp(&stage.io.output).filter(|_| stage.io.output.exists());
+    for stage in &pipeline.stages {
+        let stamp = super::state::read_stamp(&stage.io.output).filter(|stamp| {
+            stage.io.output.exists()
+                && super::what_it_computes(&stamp.command) == super::what_it_computes(&stage.raw.argv)
+        });
         for input in &stage.io.inputs {
-            let produced = pipeline.stages[..i].iter().any(|s| super::io::within(&input.path, &s.io.output));
             let made_from = stamp.as_ref().is_some_and(|s| s.inputs.contains_key(&input.path.display().to_string()));
-            if !produced && !made_from && !input.path.exists() {
+            if !input.produced && !made_from && !input.path.exists() {
                 return Err(SpecError {
                     file: pipeline.file.clone(),
                     line: input.line,

@@ -58,11 +58,15 @@ pub fn remove_stamp(output: &Path) -> anyhow::Result<()> {
 
 /// Held while a stage makes its output: a second run that reaches the same
 /// output stops with a clear error instead of writing it at the same time.
-/// `.NAME.dak-lock` beside the output holds the holder's process id; a
-/// lock whose process is gone (a killed run) is taken over.
+/// An advisory lock (`flock`) on `.NAME.dak-lock` beside the output, which
+/// names the holder's process: the system lets go of it when that process
+/// ends, however it ends, so a killed run leaves nothing to clear by hand.
+/// It is the pipeline process's: a stage command left running after its
+/// pipeline was killed holds none.
 #[derive(Debug)]
 pub struct StageLock {
     path: PathBuf,
+    _file: std::fs::File,
 }
 
 impl StageLock {
@@ -72,51 +76,66 @@ impl StageLock {
     }
 
     pub fn acquire(output: &Path, stage: &str) -> anyhow::Result<StageLock> {
+        use std::io::Write;
         let path = Self::path_for(output);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        // Written whole under a name of its own, then linked: a link fails
-        // if the lock exists, so no reader ever sees a lock without its id.
-        let pid = std::process::id();
-        let draft = dak_io::atomic::tmp_path_for(&path);
-        std::fs::write(&draft, format!("{pid}\n")).with_context(|| format!("writing {}", draft.display()))?;
-        let taken = (|| {
-            for _ in 0..2 {
-                match std::fs::hard_link(&draft, &path) {
-                    Ok(()) => return Ok(StageLock { path: path.clone() }),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
-                        match holder {
-                            Some(holder) if holder != pid && process_is_running(holder) => anyhow::bail!(
-                                "stage `{stage}`: {} is being made by another run (process {holder}); wait for it \
-                                 to finish, or delete {} if no run is going",
-                                output.display(),
-                                path.display()
-                            ),
-                            // Left by a run that is gone: take it over.
-                            _ => dak_io::atomic::remove_if_present(&path)?,
-                        }
-                    }
-                    Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        let context = || format!("locking {}", path.display());
+        for _ in 0..8 {
+            let mut file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .with_context(context)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let holder = match holder.trim() {
+                        "" => "another run".to_string(),
+                        pid => format!("another run (process {pid})"),
+                    };
+                    anyhow::bail!(
+                        "stage `{stage}`: {} is being made by {holder}; wait for it to finish",
+                        output.display()
+                    );
                 }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(context),
             }
-            anyhow::bail!("stage `{stage}`: could not take {} (another run keeps taking it)", path.display())
-        })();
-        let _ = std::fs::remove_file(&draft);
-        taken
+            // A holder that was letting go removed the file after we opened
+            // it: a lock on a removed file guards nothing, so start over.
+            if !is_the_file_at(&file, &path) {
+                continue;
+            }
+            file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())).with_context(context)?;
+            return Ok(StageLock { path, _file: file });
+        }
+        anyhow::bail!("stage `{stage}`: could not lock {} (other runs keep taking it)", path.display())
     }
 }
 
 impl Drop for StageLock {
+    /// The file goes while still locked, the lock with the handle after.
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// Whether process `pid` exists (on Linux; elsewhere, assumed so).
-fn process_is_running(pid: u32) -> bool {
-    !cfg!(target_os = "linux") || Path::new(&format!("/proc/{pid}")).exists()
+#[cfg(unix)]
+fn is_the_file_at(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn is_the_file_at(_: &std::fs::File, path: &Path) -> bool {
+    path.exists()
 }
 
 /// A digest of what `path` holds now; `None` when it does not exist.
@@ -217,8 +236,8 @@ mod tests {
         assert_eq!(stamp_path(&d.join("stats")), d.join(".stats.dak-stage.json"));
     }
 
-    /// One holder at a time; the lock goes with its holder, and one left
-    /// by a process that is gone is taken over.
+    /// One holder at a time, another process's or this one's; the file
+    /// goes with its holder, and a file no one locks is no lock.
     #[test]
     fn a_stage_lock_has_one_holder() {
         let dir = tempfile::tempdir().unwrap();
@@ -227,25 +246,18 @@ mod tests {
         let path = StageLock::path_for(&out);
         assert_eq!(path, dir.path().join("shards/.demo.dak-lock"));
         assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+        let err = StageLock::acquire(&out, "prep").unwrap_err().to_string();
+        let want =
+            format!("stage `prep`: {} is being made by another run (process {})", out.display(), std::process::id());
+        assert!(err.contains(&want), "{err}");
         drop(lock);
         assert!(!path.exists());
-        // Held by a running process (pid 1 is always there).
-        std::fs::write(&path, "1\n").unwrap();
-        let err = StageLock::acquire(&out, "prep").unwrap_err().to_string();
-        assert!(err.contains("being made by another run (process 1)") && err.contains(".demo.dak-lock"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1\n", "left to its holder");
-        // Left by a process that has ended, or unreadable: taken over.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let gone = child.id();
-        child.wait().unwrap();
-        for content in [format!("{gone}\n"), String::new()] {
-            std::fs::write(&path, content).unwrap();
-            let lock = StageLock::acquire(&out, "prep").unwrap();
-            assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
-            drop(lock);
-        }
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("shards")).unwrap().collect();
-        assert!(names.is_empty(), "no drafts left: {names:?}");
+        // Left behind by a killed run: a file, but nobody's lock.
+        std::fs::write(&path, "4242\n").unwrap();
+        let lock = StageLock::acquire(&out, "prep").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+        drop(lock);
+        assert_eq!(std::fs::read_dir(dir.path().join("shards")).unwrap().count(), 0);
     }
 
     /// Raw data linked from elsewhere: a change of the target is a change,
