@@ -83,13 +83,16 @@ impl StageLock {
         }
         let context = || format!("locking {}", path.display());
         for _ in 0..8 {
-            let mut file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .with_context(context)?;
+            let opened = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path);
+            let (mut file, ours) = match opened {
+                Ok(file) => (file, true),
+                // Another user's (shared storage): it can be locked read-only,
+                // and if nobody holds it, replaced.
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                    (std::fs::File::open(&path).with_context(context)?, false)
+                }
+                Err(e) => return Err(e).with_context(context),
+            };
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -108,6 +111,11 @@ impl StageLock {
             // A holder that was letting go removed the file after we opened
             // it: a lock on a removed file guards nothing, so start over.
             if !is_the_file_at(&file, &path) {
+                continue;
+            }
+            if !ours {
+                // Left by another user's run that has ended: make our own.
+                std::fs::remove_file(&path).with_context(context)?;
                 continue;
             }
             file.set_len(0).and_then(|()| writeln!(file, "{}", std::process::id())).with_context(context)?;
@@ -257,6 +265,16 @@ mod tests {
         let lock = StageLock::acquire(&out, "prep").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
         drop(lock);
+        // Another user's, read-only to us (as root: writable anyway).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::write(&path, "4343\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+            let lock = StageLock::acquire(&out, "prep").unwrap();
+            assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+            drop(lock);
+        }
         assert_eq!(std::fs::read_dir(dir.path().join("shards")).unwrap().count(), 0);
     }
 
