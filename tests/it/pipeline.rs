@@ -229,6 +229,17 @@ json = "out/stats.json"
     assert!(log.contains("input raw/demo is gone; keeping what it made"), "{log}");
     assert_eq!(std::fs::read(d.join("out/stats.json")).unwrap(), made);
 
+    // With other settings the output is no longer what they would make:
+    // the missing input is refused before anything runs.
+    ok(&dak(d, &["prep", "synth", "-q", "--out", "raw/other", "--frames", "5"]));
+    std::fs::write(d.join("s2.toml"), stats.replace(r#"["raw/demo"]"#, r#"["raw/other", "raw/demo"]"#)).unwrap();
+    let changed = dak(d, &["pipeline", "plan", "s2.toml"]);
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(
+        !changed.status.success() && err.contains("raw/demo does not exist and no earlier stage writes it"),
+        "{err}"
+    );
+
     // A stage that must run (forced) with its input gone stops before it
     // touches the output or its stamp: the next run keeps them.
     let forced = dak(d, &["pipeline", "run", "s.toml", "--from", "stats"]);
