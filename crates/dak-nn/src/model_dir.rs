@@ -56,10 +56,10 @@ pub fn save<C: Serialize>(
 /// the temporary keeps `.safetensors`; it names the process and the call,
 /// so that two writers of one path never write into one temporary.
 pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()> {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("weights");
-    let tmp = path.with_file_name(format!(".{name}.p{}-{n}{TMP_SAFETENSORS}", std::process::id()));
+    // `.NAME.pPID-N.tmp` + `.safetensors`.
+    let mut tmp = dak_io::atomic::tmp_path_for(path).into_os_string();
+    tmp.push(".safetensors");
+    let tmp = PathBuf::from(tmp);
     let written = Tensor::write_safetensors(tensors, &tmp)
         .map_err(|e| Error::Model { path: tmp.clone(), reason: e.to_string() })
         .and_then(|()| {

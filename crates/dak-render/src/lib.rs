@@ -7,15 +7,14 @@ mod font;
 pub mod plot;
 pub mod skeleton;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use plot::{LinePlot, Series};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Write(#[from] dak_io::Error),
     #[error("{path}: PNG encoding: {reason}")]
     Png { path: PathBuf, reason: String },
 }
@@ -148,19 +147,8 @@ impl Canvas {
     /// Write a PNG through a temporary name, so a killed run leaves no half picture.
     pub fn save_png(&self, path: &Path) -> Result<(), Error> {
         let bytes = self.encode_png().map_err(|reason| Error::Png { path: path.to_path_buf(), reason })?;
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("picture.png");
-        // The process and the call in the name: two writers of one picture
-        // never write into one temporary.
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = path.with_file_name(format!(".{name}.p{}-{n}.tmp", std::process::id()));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written.map_err(|source| Error::Io { path: path.to_path_buf(), source })
+        dak_io::atomic::write_atomic(path, &bytes)?;
+        Ok(())
     }
 }
 

@@ -318,7 +318,7 @@ impl HostBatch {
     fn tensors(&self) -> [Tensor; 5] {
         let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
         [
-            Tensor::from_slice(&self.x).view([n, t, j, 2]),
+            self.x_tensor(),
             Tensor::from_slice(&self.pose).view([n, t, j, 3]),
             Tensor::from_slice(&self.valid).view([n, t]),
             Tensor::from_slice(&self.cams).view([n, 9]),
@@ -353,19 +353,16 @@ impl HostBatch {
     /// The network inputs `(B, T, 17, 2)` alone on `device` (what
     /// prediction needs of a batch).
     pub fn inputs_on(&self, device: Device) -> Tensor {
-        let (n, t) = (self.clips as i64, self.frames as i64);
-        upload(&Tensor::from_slice(&self.x).view([n, t, NUM_JOINTS as i64, 2]), device)
+        upload(&self.x_tensor(), device)
+    }
+
+    fn x_tensor(&self) -> Tensor {
+        Tensor::from_slice(&self.x).view([self.clips as i64, self.frames as i64, NUM_JOINTS as i64, 2])
     }
 
     pub fn to_device(&self, device: Device) -> Batch {
-        let (n, t, j) = (self.clips as i64, self.frames as i64, NUM_JOINTS as i64);
-        Batch {
-            x: upload(&Tensor::from_slice(&self.x).view([n, t, j, 2]), device),
-            pose_mm: upload(&Tensor::from_slice(&self.pose).view([n, t, j, 3]), device),
-            valid: upload(&Tensor::from_slice(&self.valid).view([n, t]), device),
-            intrinsics: upload(&Tensor::from_slice(&self.cams).view([n, 9]), device),
-            screen: upload(&Tensor::from_slice(&self.screens).view([n, 2]), device),
-        }
+        let [x, pose_mm, valid, intrinsics, screen] = self.tensors().map(|t| upload(&t, device));
+        Batch { x, pose_mm, valid, intrinsics, screen }
     }
 }
 

@@ -18,6 +18,9 @@ const HASH_LIMIT: u64 = 256 << 20;
 
 const STAMP_NAME: &str = ".dak-stage.json";
 
+/// Suffix of [`StageLock`] files (never part of a fingerprint).
+const LOCK_SUFFIX: &str = ".dak-lock";
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stamp {
     pub stage: String,
@@ -72,7 +75,7 @@ pub struct StageLock {
 impl StageLock {
     pub fn path_for(output: &Path) -> PathBuf {
         let name = output.file_name().unwrap_or_default().to_string_lossy();
-        output.with_file_name(format!(".{name}.dak-lock"))
+        output.with_file_name(format!(".{name}{LOCK_SUFFIX}"))
     }
 
     pub fn acquire(output: &Path, stage: &str) -> anyhow::Result<StageLock> {
@@ -201,7 +204,7 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<P
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
-        if entry.file_name() == STAMP_NAME || entry.file_name().to_string_lossy().ends_with(".dak-lock") {
+        if entry.file_name() == STAMP_NAME || entry.file_name().to_string_lossy().ends_with(LOCK_SUFFIX) {
             continue;
         }
         let meta = match std::fs::metadata(&path) {
