@@ -10,6 +10,8 @@ pub mod camera;
 pub mod joint_maps;
 pub mod metrics;
 pub mod skeleton;
+#[doc(hidden)]
+pub mod testing;
 
 pub use bones::{bone_lengths, bone_vectors, forward_kinematics, BoneDirections, BoneLengths};
 pub use camera::{Camera, Extrinsics, Intrinsics, WorldToCamera};

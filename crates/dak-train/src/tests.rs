@@ -330,21 +330,9 @@ fn inputs_made_ahead_serve_only_the_announced_batch() {
     assert_ne!(ahead.train_step(b0, 0.5), plain.train_step(b0, 0.5));
 }
 
-/// Runs `name`, an ignored test of this binary, in a process of its own:
-/// torch's random generator is global, and the other tests reseed and draw
-/// from it while they run.
-fn run_alone(name: &str) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", name, "--test-threads=1"])
-        .output()
-        .unwrap();
-    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && log.contains("1 passed"), "{name}:\n{log}");
-}
-
 #[test]
 fn inputs_made_ahead_keep_the_steps_dropout() {
-    run_alone("tests::inputs_made_ahead_keep_the_steps_dropout_alone");
+    dak_core::testing::run_alone("tests::inputs_made_ahead_keep_the_steps_dropout_alone");
 }
 
 /// Inputs made ahead leave the dropout masks of the step they are for
