@@ -108,7 +108,7 @@ fn eval_writes_traceable_tables_and_a_picture() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("eval");
     let args = ["--checkpoint", run_dir.to_str().unwrap(), "--shards", shards.to_str().unwrap(), "--protocol", "demo"];
-    let text = ok(&run("dak-eval", &[&args[..], &["--out", out.to_str().unwrap(), "--render", "3"]].concat()));
+    let text = ok(&run("dak-eval", &[&args[..], &["--out", out.to_str().unwrap(), "--render", "9"]].concat()));
     assert!(text.contains("demo: MPJPE"), "{text}");
     let results: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
     let rows = results["table"]["rows"].as_array().unwrap();
@@ -132,16 +132,18 @@ fn eval_writes_traceable_tables_and_a_picture() {
     let md = std::fs::read_to_string(out.join("table.md")).unwrap();
     assert!(md.contains("| mean over groups |") && md.contains("| subject | frames |"), "{md}");
 
-    // The picture: 3 panels of 200 px, a label strip and two views.
+    // The picture: 9 frames in rows of 8 panels of 200 px, each row a
+    // label strip and two views; the second row's last 7 places are empty.
     let file = std::fs::File::open(out.join("render.png")).unwrap();
     let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size().unwrap()];
     let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (600, 416));
+    assert_eq!((info.width, info.height), (1600, 832));
     let pixel = |x: u32, y: u32| &buf[((y * info.width + x) * 3) as usize..][..3];
-    for panel in 0..3 {
+    assert!((200..1600).all(|x| (416..832).all(|y| pixel(x, y) == [255, 255, 255])));
+    for panel in 0..9 {
         for row in 0..2 {
-            let (x0, y0) = (panel * 200, 16 + row * 200);
+            let (x0, y0) = ((panel % 8) * 200, (panel / 8) * 416 + 16 + row * 200);
             let mut black = 0;
             let mut red = 0;
             for y in y0..y0 + 200 {
@@ -159,6 +161,44 @@ fn eval_writes_traceable_tables_and_a_picture() {
             );
         }
     }
+}
+
+/// An export whose weights are not the ones its model.json names, or of
+/// another format, is refused by name; too large a picture is refused
+/// before anything is evaluated.
+#[test]
+fn eval_refuses_a_damaged_or_foreign_export() {
+    let shards = crate::train::shards();
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    std::fs::create_dir(&export).unwrap();
+    for name in ["model.json", "model.safetensors"] {
+        std::fs::copy(trained_run().join("export").join(name), export.join(name)).unwrap();
+    }
+    let eval = |extra: &[&str]| {
+        let args = ["--checkpoint", export.to_str().unwrap(), "--shards", shards.to_str().unwrap()];
+        let out = dir.path().join("eval");
+        run("dak-eval", &[&args[..], &["--protocol", "demo", "--out", out.to_str().unwrap()], extra].concat())
+    };
+    ok(&eval(&[]));
+    let out = eval(&["--render", "65"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("65"));
+
+    let weights = export.join("model.safetensors");
+    let original = std::fs::read(&weights).unwrap();
+    let mut damaged = original.clone();
+    *damaged.last_mut().unwrap() ^= 0x40;
+    std::fs::write(&weights, &damaged).unwrap();
+    let err = String::from_utf8_lossy(&eval(&[]).stderr).to_string();
+    assert!(err.contains("model.safetensors") && err.contains("SHA-256 differs"), "{err}");
+
+    std::fs::write(&weights, &original).unwrap();
+    let json_path = export.join("model.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    json["format_version"] = 99.into();
+    std::fs::write(&json_path, serde_json::to_vec(&json).unwrap()).unwrap();
+    let err = String::from_utf8_lossy(&eval(&[]).stderr).to_string();
+    assert!(err.contains("model.json") && err.contains("format version 99"), "{err}");
 }
 
 #[test]

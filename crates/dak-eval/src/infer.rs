@@ -68,6 +68,7 @@ pub fn infer(
     };
     let set = VideoSet { videos: vec![video], inputs: vec![track.source.clone()] };
     let predictions = predict_videos(&model.g, &set, model.config.frames, flip, device);
+    crate::check_finite(&set, &predictions, &model.provenance)?;
     let poses_mm = predictions[0].chunks_exact(NUM_JOINTS * 3).map(|c| c.try_into().expect("51 values")).collect();
     Ok(Inference { poses_mm, filled, fill: report, input_px: px, input_frames: track.labels.clone() })
 }

@@ -11,6 +11,7 @@ pub mod table;
 
 use std::path::{Path, PathBuf};
 
+use dak_core::NUM_JOINTS;
 use dak_train::trainer::predict_videos;
 use dak_train::{Input2d, VideoSet};
 use serde::{Deserialize, Serialize};
@@ -86,11 +87,33 @@ pub fn evaluate(
     device: Device,
 ) -> Result<(Table, Vec<Vec<f32>>)> {
     let predictions = predict_videos(&model.g, videos, model.config.frames, options.flip, device);
+    check_finite(videos, &predictions, &model.provenance)?;
     let table = Table::build(options.protocol, videos, &predictions).map_err(|e| Error::Data {
         path: videos.inputs.first().cloned().unwrap_or_default(),
         reason: format!("metrics: {e}"),
     })?;
     Ok((table, predictions))
+}
+
+/// A NaN or infinite prediction (a damaged model, an overflow) would turn
+/// MPJPE into NaN while PCK quietly counts the joint as a miss, and
+/// `results.json` could no longer be read back: refuse it instead.
+pub(crate) fn check_finite(videos: &VideoSet, predictions: &[Vec<f32>], model: &serde_json::Value) -> Result<()> {
+    for (video, pred) in videos.videos.iter().zip(predictions) {
+        if let Some(i) = pred.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Model {
+                path: model["path"].as_str().map(PathBuf::from).unwrap_or_default(),
+                reason: format!(
+                    "predicts {} for {} frame {} (joint {}): the weights are damaged or the arithmetic overflowed",
+                    pred[i],
+                    video.sequence,
+                    i / (NUM_JOINTS * 3),
+                    dak_core::skeleton::JOINT_NAMES[i / 3 % NUM_JOINTS]
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `results.json`, `table.md`, `table.csv` in `out`, each written atomically.

@@ -73,9 +73,31 @@ impl LoadedModel {
         }
         let config: ModelConfig =
             serde_json::from_value(json["model"].clone()).map_err(|e| model_error(&json_path, e.to_string()))?;
+        match json.get("format_version").and_then(serde_json::Value::as_u64) {
+            Some(v) if v == u64::from(checkpoint::FORMAT_VERSION) => {}
+            v => {
+                return Err(model_error(
+                    &json_path,
+                    format!(
+                        "format version {} (this build reads {})",
+                        v.map_or("missing".to_string(), |v| v.to_string()),
+                        checkpoint::FORMAT_VERSION
+                    ),
+                ))
+            }
+        }
         let weights = dir.join(checkpoint::EXPORT_WEIGHTS);
-        let tensors = checkpoint::read_tensors(&weights)?;
         let (_, sha) = dak_io::atomic::sha256_file(&weights).map_err(|e| model_error(&weights, e.to_string()))?;
+        // A replaced or damaged weights file must not load just because its shapes fit.
+        if let Some(expected) = json.get("weights_sha256").and_then(serde_json::Value::as_str) {
+            if expected != sha {
+                return Err(model_error(
+                    &weights,
+                    format!("SHA-256 differs from {}: the file is damaged or was replaced", json_path.display()),
+                ));
+            }
+        }
+        let tensors = checkpoint::read_tensors(&weights)?;
         let provenance = serde_json::json!({ "kind": "export", "path": weights, "sha256": sha, "model": json });
         // Exports written before the flag was recorded came from flip-trained runs (the default).
         let flip = json.get("trained_with_flip").and_then(serde_json::Value::as_bool).unwrap_or(true);

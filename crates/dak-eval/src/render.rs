@@ -12,6 +12,10 @@ use dak_train::VideoSet;
 use crate::error::Result;
 
 pub const PANEL: u32 = 200;
+/// Frames per row of `render.png`; more frames start further rows.
+pub const COLUMNS: usize = 8;
+/// The most frames `render.png` shows (8 rows of 8, ~1600 × 3300 pixels).
+pub const MAX_FRAMES: usize = 64;
 
 fn bones() -> Vec<(usize, usize)> {
     PARENTS.iter().enumerate().filter_map(|(c, p)| p.map(|p| (c, p))).collect()
@@ -41,18 +45,26 @@ pub fn render(
 ) -> Result<(u32, u32)> {
     let bones = bones();
     let views = [View::default(), View { azimuth_deg: 90.0, elevation_deg: 0.0 }];
+    if frames.len() > MAX_FRAMES {
+        return Err(crate::Error::Data {
+            path: path.to_path_buf(),
+            reason: format!("{} frames to draw; at most {MAX_FRAMES}", frames.len()),
+        });
+    }
     let label_h = 16;
-    let width = PANEL * frames.len().max(1) as u32;
-    let height = label_h + PANEL * views.len() as u32;
+    let band = label_h + PANEL * views.len() as u32;
+    let width = PANEL * frames.len().clamp(1, COLUMNS) as u32;
+    let height = band * frames.len().div_ceil(COLUMNS).max(1) as u32;
     let mut canvas = Canvas::new(width, height, WHITE);
     for (k, &(v, f)) in frames.iter().enumerate() {
         let video = &videos.videos[v];
         let gt = &video.poses_mm[f * 51..(f + 1) * 51];
         let pred = &predictions[v][f * 51..(f + 1) * 51];
         let root = [gt[0], gt[1], gt[2]];
-        let x0 = (k as u32 * PANEL) as i64;
+        let x0 = i64::from((k % COLUMNS) as u32 * PANEL);
+        let y0 = i64::from((k / COLUMNS) as u32 * band);
         let label = format!("{} {}", video.action_at(f), f);
-        canvas.text(x0 + 4, 4, &label.chars().take(30).collect::<String>(), BLACK, 1);
+        canvas.text(x0 + 4, y0 + 4, &label.chars().take(30).collect::<String>(), BLACK, 1);
         for (row, view) in views.iter().enumerate() {
             let points = |flat: &[f32], offset: [f32; 3]| -> Vec<(f64, f64)> {
                 flat.chunks_exact(3)
@@ -69,7 +81,7 @@ pub fn render(
             let mut panel = Canvas::new(PANEL, PANEL, WHITE);
             draw_bones(&mut panel, &fitted[0], &bones, BLACK, 2);
             draw_bones(&mut panel, &fitted[1], &bones, PALETTE[3], 1);
-            canvas.blit(&panel, x0, i64::from(label_h) + (row as u32 * PANEL) as i64);
+            canvas.blit(&panel, x0, y0 + i64::from(label_h + row as u32 * PANEL));
         }
     }
     canvas.save_png(path)?;

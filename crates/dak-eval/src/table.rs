@@ -330,4 +330,19 @@ mod tests {
         // Human3.6M has none.
         assert!(Table::build(Protocol::H36mFull, &videos, &predictions).unwrap().activities.is_empty());
     }
+
+    /// A NaN or infinite prediction is refused by name (video, frame,
+    /// joint), not turned into a NaN table whose PCK still looks plausible.
+    #[test]
+    fn non_finite_predictions_are_refused_by_name() {
+        let (videos, mut predictions) = set(vec![video("S9", "Walking", &[0.0, 1.0], &[true, true])]);
+        let model = serde_json::json!({ "path": "runs/x/model.safetensors" });
+        crate::check_finite(&videos, &predictions, &model).unwrap();
+        predictions[0][J3 + 3 * 4 + 1] = f32::NAN;
+        let err = crate::check_finite(&videos, &predictions, &model).unwrap_err().to_string();
+        assert!(err.contains("runs/x/model.safetensors") && err.contains("NaN for S9/Walking frame 1 (joint"), "{err}");
+        assert!(err.contains(dak_core::skeleton::JOINT_NAMES[4]), "{err}");
+        predictions[0][J3 + 3 * 4 + 1] = f32::INFINITY;
+        assert!(crate::check_finite(&videos, &predictions, &model).is_err());
+    }
 }

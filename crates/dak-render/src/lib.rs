@@ -37,19 +37,20 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(width: u32, height: u32, background: Rgb) -> Canvas {
-        let pixels = background.iter().copied().cycle().take((width * height * 3) as usize).collect();
+        // usize: a u32 byte count wraps past ~1.4 G pixels.
+        let pixels = background.iter().copied().cycle().take(width as usize * height as usize * 3).collect();
         Canvas { width, height, pixels }
     }
 
     pub fn pixel(&self, x: u32, y: u32) -> Rgb {
-        let i = ((y * self.width + x) * 3) as usize;
+        let i = (y as usize * self.width as usize + x as usize) * 3;
         [self.pixels[i], self.pixels[i + 1], self.pixels[i + 2]]
     }
 
     /// Set a pixel; coordinates off the canvas are ignored.
     pub fn put(&mut self, x: i64, y: i64, c: Rgb) {
         if x >= 0 && y >= 0 && x < i64::from(self.width) && y < i64::from(self.height) {
-            let i = ((y as u32 * self.width + x as u32) * 3) as usize;
+            let i = (y as usize * self.width as usize + x as usize) * 3;
             self.pixels[i..i + 3].copy_from_slice(&c);
         }
     }

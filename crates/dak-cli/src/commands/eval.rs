@@ -34,8 +34,9 @@ pub struct EvalArgs {
     /// [default: CHECKPOINT/eval-PROTOCOL].
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Draw prediction against ground truth for N frames spread over the test set.
-    #[arg(long, default_value_t = 0)]
+    /// Draw prediction against ground truth for N frames spread over the
+    /// test set (render.png, 8 frames a row; at most 64).
+    #[arg(long, default_value_t = 0, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=dak_eval::render::MAX_FRAMES as u64))]
     pub render: usize,
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]

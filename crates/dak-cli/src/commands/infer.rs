@@ -45,9 +45,9 @@ pub struct InferArgs {
     /// cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Time inference instead: frames/s of G at T = 81 for batch 1,
-    /// 64 and 1024 (the model of --checkpoint, else the default
-    /// configuration with random weights). One JSON line per batch size.
+    /// Time inference instead: frames/s of G for batch 1, 64 and 1024, at
+    /// the T of --checkpoint's model, else T = 81 with the default
+    /// configuration and random weights. One JSON line per batch size.
     #[arg(long)]
     pub bench: bool,
     /// Timed calls per batch size in --bench (after --bench-warmup untimed ones).
