@@ -74,6 +74,54 @@ fn coco_results_map_to_our_joints_and_gaps_are_filled() {
     assert_eq!(&std::fs::read(out.join("poses.parquet")).unwrap()[..4], b"PAR1");
     let pngs: Vec<_> = std::fs::read_dir(out.join("frames")).unwrap().collect();
     assert_eq!(pngs.len(), 2);
+    // A rerun draws other frames: none of the old pictures stays.
+    ok(&infer(&kp.join("coco.json"), &out, &["--render", "40"]));
+    let pngs: Vec<_> = std::fs::read_dir(out.join("frames")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(pngs, ["frame-00000.png"]);
+}
+
+/// A profile view (one ear never seen), NaN gaps in an array, and inputs
+/// that do not fit the image size given.
+#[test]
+fn side_views_and_nan_gaps_work_and_misfit_sizes_are_refused() {
+    let Some((_dir, kp)) = keypoint_files() else { return };
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(kp.join("expected.json")).unwrap()).unwrap();
+    let out = kp.join("out-side");
+    ok(&infer(&kp.join("side.json"), &out, &[]));
+    for (t, f) in poses(&out)["frames"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(f["interpolated"][10], false, "frame {t}: the head is seen");
+        let (head, want) = (&f["keypoints_2d_px"][10], &expected["side_head"][t]);
+        assert_px(&serde_json::json!([head]), &serde_json::json!([want]));
+    }
+
+    let out = kp.join("out-gaps");
+    ok(&infer(&kp.join("gaps.npy"), &out, &[]));
+    let p = poses(&out);
+    assert_eq!(p["fill"]["missing_frames"], 1);
+    assert!(p["frames"][2]["interpolated"].as_array().unwrap().iter().all(|b| b == true));
+    assert_eq!(
+        (&p["frames"][4]["interpolated"][13], &p["frames"][4]["interpolated"][12]),
+        (&true.into(), &false.into())
+    );
+
+    let refused = |input: &str, extra: &[&str], want: &str| {
+        let out = run(
+            "dak-infer",
+            &[
+                &["--checkpoint", crate::eval::trained_run().to_str().unwrap()][..],
+                &["--keypoints", kp.join(input).to_str().unwrap(), "--out", kp.join("out-refused").to_str().unwrap()],
+                extra,
+            ]
+            .concat(),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(input) && err.contains(want), "{input}: {err}");
+        assert!(!kp.join("out-refused").join("poses.json").exists());
+    };
+    refused("short.npy", &["--width", "400", "--height", "300"], "outside the 400×300 image");
+    refused("normalised.npy", &["--width", "1280", "--height", "720"], "look normalised");
+    refused("openpose_empty", &["--width", "1280", "--height", "720"], "no person detected in any of its 3");
 }
 
 #[test]

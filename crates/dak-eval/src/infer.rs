@@ -47,6 +47,7 @@ pub fn infer(
         });
     }
     let (px, filled, report) = fill(track, min_confidence)?;
+    check_image_size(track, &px, &filled, width, height)?;
     let mut inputs = Vec::with_capacity(px.len() * NUM_JOINTS * 2);
     for frame in &px {
         let flat: Vec<f32> = frame.iter().flatten().copied().collect();
@@ -71,6 +72,49 @@ pub fn infer(
     crate::check_finite(&set, &predictions, &model.provenance)?;
     let poses_mm = predictions[0].chunks_exact(NUM_JOINTS * 3).map(|c| c.try_into().expect("51 values")).collect();
     Ok(Inference { poses_mm, filled, fill: report, input_px: px, input_frames: track.labels.clone() })
+}
+
+/// Keypoints are normalised by the image size, so a wrong (or swapped)
+/// `--width`/`--height`, or coordinates normalised already, give plausible
+/// but wrong 3D without any other sign: refuse detections that do not fit
+/// the image.
+fn check_image_size(
+    track: &KeypointTrack,
+    px: &[[[f32; 2]; NUM_JOINTS]],
+    filled: &[[bool; NUM_JOINTS]],
+    width: u32,
+    height: u32,
+) -> Result<()> {
+    let seen: Vec<[f32; 2]> =
+        px.iter().zip(filled).flat_map(|(p, f)| p.iter().zip(f).filter(|(_, f)| !**f).map(|(p, _)| *p)).collect();
+    let (w, h) = (width as f32, height as f32);
+    let span = |i: usize| {
+        let (lo, hi) = seen.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), p| (lo.min(p[i]), hi.max(p[i])));
+        format!("{lo:.1}..{hi:.1}")
+    };
+    let fail = |reason: String| Err(Error::Data { path: track.source.clone(), reason });
+    if width.max(height) > 16 && seen.iter().all(|p| p[0].abs() <= 1.5 && p[1].abs() <= 1.5) {
+        return fail(format!(
+            "the keypoints span x {}, y {}: they look normalised already, and pixels of the {width}×{height} \
+             video are expected",
+            span(0),
+            span(1)
+        ));
+    }
+    // Detectors place a few joints just past the border; a tenth of the
+    // image on each side is allowed.
+    let outside =
+        seen.iter().filter(|p| p[0] < -0.1 * w || p[0] > 1.1 * w || p[1] < -0.1 * h || p[1] > 1.1 * h).count();
+    if outside * 5 > seen.len() {
+        return fail(format!(
+            "{}% of the detected keypoints lie outside the {width}×{height} image (they span x {}, y {} px): \
+             are --width and --height the video's, and not swapped?",
+            outside * 100 / seen.len(),
+            span(0),
+            span(1)
+        ));
+    }
+    Ok(())
 }
 
 /// `poses.parquet` (frame, input_frame, joints_3d_mm f32[51], interpolated bool[17]) and

@@ -98,6 +98,14 @@ pub fn render_video(
     every: usize,
 ) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).map_err(|source| crate::Error::Io { path: dir.to_path_buf(), source })?;
+    // A rerun with fewer frames or another N must not leave old pictures among the new.
+    for entry in std::fs::read_dir(dir).map_err(|source| crate::Error::Io { path: dir.to_path_buf(), source })? {
+        let path = entry.map_err(|source| crate::Error::Io { path: dir.to_path_buf(), source })?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with("frame-") && name.ends_with(".png") {
+            std::fs::remove_file(&path).map_err(|source| crate::Error::Io { path: path.clone(), source })?;
+        }
+    }
     let bones = bones();
     let mut written = Vec::new();
     for f in (0..inference.poses_mm.len()).step_by(every.max(1)) {

@@ -115,11 +115,11 @@ pub fn parquet_shard(data: &[u8]) {
 /// The same bytes as a COCO results file and as an OpenPose frame.
 pub fn keypoints_json(data: &[u8]) {
     let path = scratch_file("results.json", data);
-    let _ = dak_keypoints::read_coco(&path);
+    let _ = dak_keypoints::read_coco(&path, 0.3);
     let dir = path.with_file_name("openpose");
     std::fs::create_dir_all(&dir).expect("scratch directory");
     std::fs::write(dir.join("frame_000000000000_keypoints.json"), data).expect("scratch file");
-    if let Ok(track) = dak_keypoints::read_openpose(&dir) {
+    if let Ok(track) = dak_keypoints::read_openpose(&dir, 0.3) {
         let _ = dak_keypoints::fill(&track, 0.3);
     }
 }

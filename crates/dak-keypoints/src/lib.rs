@@ -8,7 +8,8 @@
 //! - An OpenPose `--write_json` folder: one `*_keypoints.json` per frame with
 //!   `people[].pose_keypoints_2d` (BODY_25 or COCO-18), frames in natural
 //!   file-name order (`frame_2` before `frame_10`).
-//! - A NumPy `.npy` or CSV array `(F, 17, 2|3)` already in our joint order.
+//! - A NumPy `.npy` or CSV (`.csv`, `.txt`) array `(F, 17, 2|3)` already in
+//!   our joint order; NaN marks a joint (or a whole frame) not detected.
 //!
 //! Per frame the most confident person is kept. Joints H36M has and the
 //! detectors lack are derived by the maps of [`dak_core::joint_maps`], the
@@ -16,7 +17,10 @@
 //! thorax = mid-shoulders (COCO) or OpenPose's neck; spine = mid(pelvis,
 //! thorax); neck/nose = nose; head = mid-ears, which sits lower than H36M's
 //! head-top marker (a bias of a few cm, seen by the network as a shorter
-//! neck–head bone).
+//! neck–head bone). Seen from the side the far ear is often not detected:
+//! where only one ear clears the confidence threshold, the head is that ear
+//! (both ears project to nearly one point in a side view), so a profile
+//! video needs no hours of interpolated heads.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -57,23 +61,39 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Detector keypoints through a weighted joint map; a derived joint is as
-/// confident as its least confident source.
-fn map_detector(map: &[&[(usize, f64)]; NUM_JOINTS], k: &[Keypoint]) -> [Keypoint; NUM_JOINTS] {
+/// confident as its least confident source, except the head, which is the
+/// one ear above `min_confidence` when the other is below it.
+fn map_detector(map: &[&[(usize, f64)]; NUM_JOINTS], k: &[Keypoint], min_confidence: f32) -> [Keypoint; NUM_JOINTS] {
     let xy: Vec<[f64; 2]> = k.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
     let confidence: Vec<f64> = k.iter().map(|p| f64::from(p[2])).collect();
     let (points, confidence) = map_keypoints(map, &xy, &confidence);
-    std::array::from_fn(|j| [points[j][0] as f32, points[j][1] as f32, confidence[j] as f32])
+    let mut out: [Keypoint; NUM_JOINTS] =
+        std::array::from_fn(|j| [points[j][0] as f32, points[j][1] as f32, confidence[j] as f32]);
+    if let [(a, _), (b, _)] = map[HEAD] {
+        let seen = |i: usize| k[i][2] >= min_confidence && k[i][2] > 0.0;
+        if let Some(ear) = match (seen(*a), seen(*b)) {
+            (true, false) => Some(*a),
+            (false, true) => Some(*b),
+            _ => None,
+        } {
+            out[HEAD] = k[ear];
+        }
+    }
+    out
 }
 
+/// Our head joint, which every detector map derives from the two ears.
+const HEAD: usize = 10;
+
 /// COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist,
-/// l/r hip, l/r knee, l/r ankle.
-pub fn from_coco17(k: &[Keypoint; 17]) -> [Keypoint; NUM_JOINTS] {
-    map_detector(&COCO17_TO_H36M17, k)
+/// l/r hip, l/r knee, l/r ankle. `min_confidence` as in [`fill`].
+pub fn from_coco17(k: &[Keypoint; 17], min_confidence: f32) -> [Keypoint; NUM_JOINTS] {
+    map_detector(&COCO17_TO_H36M17, k, min_confidence)
 }
 
 /// OpenPose BODY_25 (or COCO-18 when `body25` is false).
-pub fn from_openpose(k: &[Keypoint], body25: bool) -> [Keypoint; NUM_JOINTS] {
-    map_detector(if body25 { &BODY25_TO_H36M17 } else { &OPENPOSE18_TO_H36M17 }, k)
+pub fn from_openpose(k: &[Keypoint], body25: bool, min_confidence: f32) -> [Keypoint; NUM_JOINTS] {
+    map_detector(if body25 { &BODY25_TO_H36M17 } else { &OPENPOSE18_TO_H36M17 }, k, min_confidence)
 }
 
 /// Orders names as people number frames: digit runs by value, so
@@ -153,8 +173,8 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))
 }
 
-/// COCO results JSON.
-pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
+/// COCO results JSON; `min_confidence` as in [`fill`] (it picks the head's ear).
+pub fn read_coco(path: &Path, min_confidence: f32) -> Result<KeypointTrack> {
     let json = read_json(path)?;
     let list =
         json.as_array().ok_or_else(|| bad(path, "expected a list of COCO results ({image_id, keypoints, score})"))?;
@@ -163,9 +183,14 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
     let mut names: BTreeMap<String, (f32, [Keypoint; NUM_JOINTS])> = BTreeMap::new();
     for (i, r) in list.iter().enumerate() {
         let id = &r["image_id"];
-        let key = match (id.as_i64(), id.as_str()) {
+        // json.dump of NumPy floats writes ids as 3.0.
+        let whole = id.as_f64().filter(|x| x.fract() == 0.0 && x.abs() < 9.0e15).map(|x| x as i64);
+        let key = match (id.as_i64().or(whole), id.as_str()) {
             (Some(n), _) => (n, String::new()),
             (None, Some(s)) => (i64::MIN, s.to_string()),
+            (None, None) if id.is_number() => {
+                return Err(bad(path, format!("result {i}: image_id {id} is not a whole number")))
+            }
             _ => return Err(bad(path, format!("result {i}: image_id is missing or neither a number nor a string"))),
         };
         if key.0 == i64::MIN && !best.is_empty() || key.0 != i64::MIN && !names.is_empty() {
@@ -173,7 +198,7 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
         }
         let k = triples(path, &format!("result {i} (image_id {id}) keypoints"), &r["keypoints"], 17)?;
         let score = r["score"].as_f64().map_or_else(|| mean_score(&k), |s| s as f32);
-        let mapped = from_coco17(&k.try_into().expect("17 joints"));
+        let mapped = from_coco17(&k.try_into().expect("17 joints"), min_confidence);
         if key.0 == i64::MIN {
             keep_best(&mut names, key.1, score, mapped);
         } else {
@@ -202,8 +227,8 @@ pub fn read_coco(path: &Path) -> Result<KeypointTrack> {
     Ok(KeypointTrack { frames, labels, source: path.to_path_buf() })
 }
 
-/// An OpenPose output folder.
-pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
+/// An OpenPose output folder; `min_confidence` as in [`fill`].
+pub fn read_openpose(dir: &Path, min_confidence: f32) -> Result<KeypointTrack> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| Error::Io { path: dir.to_path_buf(), source })?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -221,6 +246,14 @@ pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
         let mut best: Option<(f32, [Keypoint; NUM_JOINTS])> = None;
         for (i, person) in people.iter().enumerate() {
             let values = &person["pose_keypoints_2d"];
+            if values.is_null() {
+                let old = if person.get("pose_keypoints").is_some() {
+                    " (this file has `pose_keypoints`, the key of OpenPose before 1.2: rerun it with a newer OpenPose)"
+                } else {
+                    ""
+                };
+                return Err(bad(file, format!("person {i}: no `pose_keypoints_2d`{old}")));
+            }
             let n = values.as_array().map_or(0, Vec::len) / 3;
             let body25 = match n {
                 25 => true,
@@ -238,10 +271,13 @@ pub fn read_openpose(dir: &Path) -> Result<KeypointTrack> {
             let k = triples(file, &format!("person {i} pose_keypoints_2d"), values, n)?;
             let score = mean_score(&k);
             if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                best = Some((score, from_openpose(&k, body25)));
+                best = Some((score, from_openpose(&k, body25, min_confidence)));
             }
         }
         frames.push(best.map(|(_, k)| k));
+    }
+    if frames.iter().all(Option::is_none) {
+        return Err(bad(dir, format!("no person detected in any of its {} *_keypoints.json files", files.len())));
     }
     let labels = files.iter().map(name).collect();
     Ok(KeypointTrack { frames, labels, source: dir.to_path_buf() })
@@ -296,29 +332,45 @@ pub fn read_array(path: &Path) -> Result<KeypointTrack> {
     if values.is_empty() {
         return Err(bad(path, "no frames"));
     }
-    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+    // NaN is how NumPy users mark "not detected"; an infinity is a bug upstream.
+    if let Some(i) = values.iter().position(|v| v.is_infinite()) {
         return Err(bad(path, format!("frame {}: value {} is not finite", i / (cols * NUM_JOINTS), values[i])));
     }
     let frames = values
         .chunks_exact(cols * NUM_JOINTS)
         .map(|f| {
-            Some(std::array::from_fn(|j| {
-                [f[j * cols] as f32, f[j * cols + 1] as f32, if cols == 3 { f[j * cols + 2] as f32 } else { 1.0 }]
-            }))
+            let joints: [Keypoint; NUM_JOINTS] = std::array::from_fn(|j| {
+                let (x, y) = (f[j * cols], f[j * cols + 1]);
+                let score = if cols == 3 { f[j * cols + 2] } else { 1.0 };
+                if x.is_nan() || y.is_nan() || score.is_nan() {
+                    [0.0, 0.0, 0.0]
+                } else {
+                    [x as f32, y as f32, score as f32]
+                }
+            });
+            joints.iter().any(|k| k[2] > 0.0).then_some(joints)
         })
         .collect::<Vec<_>>();
     let labels = (0..frames.len()).map(|i| i.to_string()).collect();
     Ok(KeypointTrack { frames, labels, source: path.to_path_buf() })
 }
 
-/// Read `path` by its kind: a folder (OpenPose), `.json` (COCO), `.npy`/`.csv`.
-pub fn read(path: &Path) -> Result<KeypointTrack> {
+/// Read `path` by its kind: a folder (OpenPose), `.json` (COCO), `.npy`,
+/// `.csv`/`.txt`. `min_confidence` as in [`fill`] (it decides which ear
+/// stands for the head).
+pub fn read(path: &Path, min_confidence: f32) -> Result<KeypointTrack> {
     if path.is_dir() {
-        read_openpose(path)
-    } else if path.extension().is_some_and(|e| e == "json") {
-        read_coco(path)
-    } else {
-        read_array(path)
+        return read_openpose(path, min_confidence);
+    }
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => read_coco(path, min_confidence),
+        Some("npy" | "csv" | "txt") => read_array(path),
+        _ if !path.exists() => Err(Error::Io { path: path.to_path_buf(), source: std::io::ErrorKind::NotFound.into() }),
+        _ => Err(bad(
+            path,
+            "unknown keypoint format: COCO results .json, an OpenPose --write_json folder, \
+             or a .npy / .csv / .txt array (frames, 17, 2|3) in Human3.6M order expected",
+        )),
     }
 }
 
@@ -350,11 +402,14 @@ pub fn fill(track: &KeypointTrack, min_confidence: f32) -> Result<(Vec<Frame2d>,
             })
             .collect();
         if seen.is_empty() {
+            let weak = track.frames.iter().flatten().filter(|k| k[j][2] > 0.0).count();
             return Err(bad(
                 &track.source,
                 format!(
-                    "joint {} is never seen with confidence ≥ {min_confidence} in {n} frames",
-                    dak_core::skeleton::JOINT_NAMES[j]
+                    "joint {} is never seen with confidence ≥ {min_confidence} in {n} frames ({weak} have it \
+                     below that{}); the 3D needs every joint somewhere in the video",
+                    dak_core::skeleton::JOINT_NAMES[j],
+                    if weak > 0 { ": a lower --min-confidence would use them" } else { "" }
                 ),
             ));
         }
@@ -393,7 +448,7 @@ mod tests {
     #[test]
     fn coco_maps_to_h36m_with_documented_approximations() {
         let k = coco();
-        let h = from_coco17(&k);
+        let h = from_coco17(&k, 0.3);
         assert_eq!(h[0], [115.0, 230.0, 0.9]); // pelvis = mid(l_hip 11, r_hip 12)
         assert_eq!(h[1], k[12]);
         assert_eq!(h[3], k[16]);
@@ -409,7 +464,7 @@ mod tests {
     #[test]
     fn openpose_body25_and_coco18_map_the_same_body() {
         let body25: Vec<Keypoint> = (0..25).map(|i| [i as f32, 0.0, 1.0]).collect();
-        let h = from_openpose(&body25, true);
+        let h = from_openpose(&body25, true, 0.3);
         assert_eq!(h[0][0], 8.0);
         assert_eq!(h[1][0], 9.0);
         assert_eq!(h[6][0], 14.0);
@@ -417,7 +472,7 @@ mod tests {
         assert_eq!(h[10][0], 17.5); // mid-ears (17, 18)
         assert_eq!(h[14][0], 2.0);
         let coco18: Vec<Keypoint> = (0..18).map(|i| [i as f32, 0.0, 1.0]).collect();
-        let h = from_openpose(&coco18, false);
+        let h = from_openpose(&coco18, false, 0.3);
         assert_eq!(h[0][0], 9.5); // mid(r_hip 8, l_hip 11)
         assert_eq!(h[3][0], 10.0);
         assert_eq!(h[10][0], 16.5); // mid-ears (16, 17)
@@ -449,5 +504,49 @@ mod tests {
         assert_eq!(report, FillReport { missing_frames: 1, filled_joints: 3 * 17 });
         let none = KeypointTrack { frames: vec![frame(1.0, 0.0)], labels: vec!["0".into()], source: "t".into() };
         assert!(fill(&none, 0.3).unwrap_err().to_string().contains("never seen"));
+    }
+
+    /// Seen from the side one ear is not detected: the head is the other
+    /// ear, not an interpolation over the whole video (nor an error).
+    #[test]
+    fn the_head_is_the_one_ear_seen() {
+        let mut k = coco();
+        let both = from_coco17(&k, 0.3)[HEAD];
+        assert_eq!(both, [35.0, 70.0, 0.9]);
+        k[4][2] = 0.1; // right ear weak
+        assert_eq!(from_coco17(&k, 0.3)[HEAD], k[3]);
+        assert_eq!(from_coco17(&k, 0.05)[HEAD], [35.0, 70.0, 0.1], "both clear a lower threshold");
+        k[3][2] = 0.0;
+        assert_eq!(from_coco17(&k, 0.3)[HEAD][2], 0.0, "neither ear: the head is unseen");
+        let mut body25: Vec<Keypoint> = (0..25).map(|i| [i as f32, 0.0, 1.0]).collect();
+        body25[18][2] = 0.0;
+        assert_eq!(from_openpose(&body25, true, 0.3)[HEAD], body25[17]);
+    }
+
+    /// NaN in an array is a joint not detected, a row of NaN a frame
+    /// without detection; an infinity is refused; unknown kinds are named.
+    #[test]
+    fn arrays_mark_missing_detections_with_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |f: usize| (0..34).map(|i| format!("{}", f * 100 + i)).collect::<Vec<_>>();
+        let mut rows: Vec<Vec<String>> = (0..3).map(row).collect();
+        rows[1] = vec!["nan".to_string(); 34];
+        rows[2][26] = "NaN".into(); // joint 13's x
+        let csv = dir.path().join("k.csv");
+        std::fs::write(&csv, rows.iter().map(|r| r.join(",")).collect::<Vec<_>>().join("\n")).unwrap();
+        let track = read(&csv, 0.3).unwrap();
+        assert!(track.frames[1].is_none());
+        let last = track.frames[2].unwrap();
+        assert_eq!((last[13][2], last[12]), (0.0, [224.0, 225.0, 1.0]));
+        let (_, filled, report) = fill(&track, 0.3).unwrap();
+        assert_eq!((report.missing_frames, filled[2][13], filled[2][12]), (1, true, false));
+
+        rows[0][5] = "inf".into();
+        std::fs::write(&csv, rows[0].join(",")).unwrap();
+        assert!(read(&csv, 0.3).unwrap_err().to_string().contains("not finite"));
+        let npz = dir.path().join("k.npz");
+        std::fs::write(&npz, b"PK").unwrap();
+        let err = read(&npz, 0.3).unwrap_err().to_string();
+        assert!(err.contains("k.npz") && err.contains("unknown keypoint format"), "{err}");
     }
 }

@@ -75,7 +75,7 @@ pub fn infer(args: InferArgs, quiet: bool) -> anyhow::Result<()> {
         anyhow::bail!("--min-confidence {}: detector scores lie in [0, 1]", args.min_confidence);
     }
     // The user's file first: its mistakes show before the model loads.
-    let track = keypoints::read(input)?;
+    let track = keypoints::read(input, args.min_confidence)?;
     let model = LoadedModel::load(checkpoint, device)?;
     let flip = model.trained_with_flip && !args.no_flip;
     let result = infer::infer(&model, &track, width, height, args.min_confidence, flip, device)?;
