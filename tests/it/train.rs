@@ -203,6 +203,16 @@ fn print_params_reports_table_7_sizes() {
     let g = text.lines().find(|l| l.starts_with("G ")).unwrap_or_else(|| panic!("{text}"));
     assert!(g.contains("34.2"), "{g}");
     assert!(text.contains("G.decoder"), "{text}");
+    // A --config file names only what it changes; a flag overrides it.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("small.toml");
+    std::fs::write(&config, "ablation = \"baseline\"\n[model]\nchannels = 64\n").unwrap();
+    let text = ok(&run("dak-train", &["--print-params", "--config", config.to_str().unwrap(), "--frames", "9"]));
+    assert!(text.contains("T=9, C=64, L=4, K=6, ablation baseline"), "{text}");
+    std::fs::write(&config, "[model]\nchanels = 64\n").unwrap();
+    let out = run("dak-train", &["--print-params", "--config", config.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("small.toml") && err.contains("chanels"), "{err}");
 }
 
 /// The bench mode's filters narrow its grid to one row (how benches/gpu.sh
@@ -281,4 +291,17 @@ fn a_run_is_only_up_to_date_and_resumable_on_its_own_data() {
     // to train, nothing cleared.
     ok(&train(&out, &[&with_other[..], &["--resume", "--force"]].concat()));
     assert_eq!(metrics(&out).len(), 3);
+    // The epochs of a --config file count as the flag's would.
+    let more = dir.path().join("more.toml");
+    std::fs::write(&more, "epochs = 4\n").unwrap();
+    ok(&train(&out, &[&with_other[..], &["--resume", "--force", "--config", more.to_str().unwrap()]].concat()));
+    assert_eq!(metrics(&out).len(), 4);
+    // Plain --resume names a setting it would otherwise drop, and does not go back in epochs.
+    let pe = train(&out, &[&with_other[..], &["--resume", "--lambda-pe", "5", "--epochs", "5"]].concat());
+    let err = String::from_utf8_lossy(&pe.stderr);
+    assert!(!pe.status.success() && err.contains("losses.pe: 5.0 (10.0)") && err.contains("--force"), "{err}");
+    let back = train(&out, &[&with_other[..], &["--resume", "--epochs", "2"]].concat());
+    let err = String::from_utf8_lossy(&back.stderr);
+    assert!(!back.status.success() && err.contains("finished 4 epochs"), "{err}");
+    assert_eq!(metrics(&out).len(), 4);
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 
 /// Which source frames to use (all of them when a field is empty).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SourceFilter {
     pub datasets: Vec<String>,
     pub splits: Vec<String>,

@@ -18,7 +18,7 @@ pub const PERTURBED_JOINTS: [usize; 3] = [8, 1, 4];
 
 /// Parameters of structure augmentation; the defaults are DESIGN.md's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct StructureConfig {
     /// Std of the per-group (local) factor F_l ~ N(1, σ_l).
     pub local_std: f64,

@@ -133,6 +133,33 @@ impl Manifest {
     }
 }
 
+/// Every leaf where `other` differs from `base`, as `path.to.leaf: other's
+/// (base's)` lines (`absent` where one side lacks the key), in key order.
+pub fn value_differences(path: &str, base: &serde_json::Value, other: &serde_json::Value) -> Vec<String> {
+    fn leaves(path: String, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
+        use serde_json::Value::Object;
+        match (a, b) {
+            (Object(a), Object(b)) => {
+                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for k in keys {
+                    let at = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                    match (a.get(k), b.get(k)) {
+                        (Some(x), Some(y)) => leaves(at, x, y, out),
+                        (Some(x), None) => out.push(format!("{at}: absent ({x})")),
+                        (None, Some(y)) => out.push(format!("{at}: {y} (absent)")),
+                        (None, None) => {}
+                    }
+                }
+            }
+            (a, b) if a != b => out.push(format!("{path}: {b} ({a})")),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    leaves(path.to_string(), base, other, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,24 +151,6 @@ pub fn with_record(mut manifest: Manifest, record: &ShardRecord) -> Manifest {
 /// arguments one has and the other lacks, and every leaf of `extra` that
 /// differs (by its path), at most eight in all.
 fn differences(base: &Manifest, other: &Manifest) -> Vec<String> {
-    fn leaves(path: String, a: &serde_json::Value, b: &serde_json::Value, out: &mut Vec<String>) {
-        use serde_json::Value::Object;
-        match (a, b) {
-            (Object(a), Object(b)) => {
-                let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-                for k in keys {
-                    match (a.get(k), b.get(k)) {
-                        (Some(x), Some(y)) => leaves(format!("{path}.{k}"), x, y, out),
-                        (Some(x), None) => out.push(format!("{path}.{k}: absent ({x})")),
-                        (None, Some(y)) => out.push(format!("{path}.{k}: {y} (absent)")),
-                        (None, None) => {}
-                    }
-                }
-            }
-            (a, b) if a != b => out.push(format!("{path}: {b} ({a})")),
-            _ => {}
-        }
-    }
     let mut out = Vec::new();
     if (&base.schema, base.schema_version) != (&other.schema, other.schema_version) {
         out.push(format!(
@@ -191,7 +173,7 @@ fn differences(base: &Manifest, other: &Manifest) -> Vec<String> {
             format!("command: `{more}` (`{fewer}`)")
         });
     }
-    leaves("extra".into(), &base.extra, &other.extra, &mut out);
+    out.extend(crate::manifest::value_differences("extra", &base.extra, &other.extra));
     out.truncate(8);
     out
 }

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// Architecture of one estimator (G, G′ and G″ share it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     /// Clip length T.
     pub frames: usize,
@@ -37,7 +37,14 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {
-        if self.frames == 0 || self.joints == 0 || self.channels == 0 || self.heads == 0 || self.mlp_ratio == 0 {
+        if self.joints != dak_core::NUM_JOINTS {
+            return Err(format!(
+                "joints {}: the estimator works on the {} Human3.6M joints",
+                self.joints,
+                dak_core::NUM_JOINTS
+            ));
+        }
+        if self.frames == 0 || self.channels == 0 || self.heads == 0 || self.mlp_ratio == 0 {
             return Err(format!("sizes must be positive: {self:?}"));
         }
         if !self.channels.is_multiple_of(self.heads) {

@@ -14,7 +14,7 @@ pub fn gradient_reversal(x: &Tensor, lambda: f64) -> Tensor {
 
 /// λ ramps linearly from 0 to `lambda_max` over `warmup_epochs`, then stays.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct GrlSchedule {
     pub lambda_max: f64,
     pub warmup_epochs: f64,

@@ -68,7 +68,7 @@ impl Ablation {
 
 /// Loss weights of Eq. 6 and 8.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct LossWeights {
     pub pe: f64,
     pub fd: f64,
@@ -92,8 +92,10 @@ pub enum Precision {
     Bf16,
 }
 
+/// Every field may be left out (a `--config` TOML names only what it
+/// changes); unknown ones are refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
     pub model: ModelConfig,
     pub ablation: Ablation,
@@ -113,7 +115,11 @@ pub struct TrainConfig {
     pub input_2d: Input2d,
     /// Stride of the training windows (T: non-overlapping, as MixSTE).
     pub stride: Option<usize>,
+    /// Which frames train; a table that leaves `splits` out keeps `["train"]`.
+    #[serde(deserialize_with = "train_filter")]
     pub train: SourceFilter,
+    /// Which frames are held out; a table that leaves `splits` out keeps `["test"]`.
+    #[serde(deserialize_with = "eval_filter")]
     pub eval: SourceFilter,
     pub seed: u64,
     pub precision: Precision,
@@ -144,6 +150,33 @@ impl Default for TrainConfig {
     }
 }
 
+/// A `[train]`/`[eval]` table with the fields it names; the rest are the
+/// defaults' (an empty list would mean "every split", the test split too).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterFields {
+    datasets: Option<Vec<String>>,
+    splits: Option<Vec<String>>,
+    subjects: Option<Vec<String>>,
+}
+
+fn filter_over<'de, D: serde::Deserializer<'de>>(d: D, split: &str) -> std::result::Result<SourceFilter, D::Error> {
+    let f = FilterFields::deserialize(d)?;
+    Ok(SourceFilter {
+        datasets: f.datasets.unwrap_or_default(),
+        splits: f.splits.unwrap_or_else(|| vec![split.to_string()]),
+        subjects: f.subjects.unwrap_or_default(),
+    })
+}
+
+fn train_filter<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SourceFilter, D::Error> {
+    filter_over(d, "train")
+}
+
+fn eval_filter<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<SourceFilter, D::Error> {
+    filter_over(d, "test")
+}
+
 impl TrainConfig {
     pub fn validate(&self) -> Result<()> {
         self.model.validate().map_err(|reason| Error::Config { field: "model", reason })?;
@@ -160,6 +193,9 @@ impl TrainConfig {
         positive("adam_eps", self.adam_eps)?;
         if self.epochs == 0 {
             return Err(Error::Config { field: "epochs", reason: "must be at least 1".into() });
+        }
+        if self.stride == Some(0) {
+            return Err(Error::Config { field: "stride", reason: "must be at least 1 frame".into() });
         }
         if self.batch_size == 0 {
             return Err(Error::Config { field: "batch_size", reason: "must be at least 1".into() });
@@ -182,5 +218,47 @@ impl TrainConfig {
 
     pub fn stride(&self) -> usize {
         self.stride.unwrap_or(self.model.frames).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A configuration file names only what it changes; the held-out split
+    /// stays the test split when a `[train]`/`[eval]` table names other fields.
+    #[test]
+    fn a_partial_configuration_keeps_the_defaults() {
+        let c: TrainConfig = serde_json::from_value(serde_json::json!({
+            "epochs": 3,
+            "model": { "channels": 64 },
+            "losses": { "fd": 1.5 },
+            "train": { "subjects": ["S1"] },
+            "eval": { "datasets": ["3dhp"] },
+        }))
+        .unwrap();
+        let d = TrainConfig::default();
+        assert_eq!((c.epochs, c.model.channels, c.losses.fd), (3, 64, 1.5));
+        assert_eq!((c.model.frames, c.losses.pe, c.learning_rate, c.ablation), (27, 10.0, 5e-5, Ablation::Full));
+        assert_eq!(c.train, SourceFilter { subjects: vec!["S1".into()], ..d.train.clone() });
+        assert_eq!(c.eval, SourceFilter { datasets: vec!["3dhp".into()], ..d.eval.clone() });
+        let all: TrainConfig = serde_json::from_value(serde_json::json!({ "train": { "splits": [] } })).unwrap();
+        assert!(all.train.splits.is_empty(), "an explicit empty list is every split");
+        // A whole config.json reads back as itself; unknown keys are refused.
+        assert_eq!(serde_json::from_value::<TrainConfig>(serde_json::to_value(&d).unwrap()).unwrap(), d);
+        let err = serde_json::from_value::<TrainConfig>(serde_json::json!({ "model": { "chanels": 64 } }));
+        assert!(err.unwrap_err().to_string().contains("chanels"));
+        let err = serde_json::from_value::<TrainConfig>(serde_json::json!({ "train": { "split": ["x"] } }));
+        assert!(err.unwrap_err().to_string().contains("split"));
+    }
+
+    #[test]
+    fn impossible_sizes_are_refused_by_name() {
+        let bad = |c: TrainConfig| c.validate().unwrap_err().to_string();
+        let d = TrainConfig::default();
+        assert!(bad(TrainConfig { stride: Some(0), ..d.clone() }).contains("stride"));
+        let joints = bad(TrainConfig { model: ModelConfig { joints: 16, ..d.model.clone() }, ..d.clone() });
+        assert!(joints.contains("joints 16"), "{joints}");
+        d.validate().unwrap();
     }
 }

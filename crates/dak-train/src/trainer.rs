@@ -124,7 +124,9 @@ pub struct EvalResult {
 pub struct EpochRecord {
     pub epoch: usize,
     pub steps: u64,
+    /// The epoch's mean of each loss term over its steps.
     pub losses: Losses,
+    /// λ_grl at the epoch's first step; it ramps on within the epoch, step by step.
     pub grl_lambda: f64,
     pub learning_rate: f64,
     pub samples_per_s: f64,

@@ -53,7 +53,9 @@ pub struct TrainArgs {
     /// Run directory: config.json, metrics.jsonl, checkpoints, export/, curves.png.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Training configuration (TOML, the fields of the run's config.json).
+    /// Training configuration: TOML with any of the fields of a run's
+    /// config.json (those it leaves out keep their defaults; unknown ones
+    /// are refused).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Which row of paper Table 5 to train: baseline (L_pe only), sa-direct,
@@ -166,7 +168,8 @@ pub struct TrainArgs {
     /// (--ablation baseline), one pass either way, runs so unless checkpointed.
     #[arg(long, conflicts_with = "checkpoint_activations")]
     pub one_backward: bool,
-    /// Continue the run in --out from its last checkpoint (its configuration;
+    /// Continue the run in --out from its last checkpoint, with its own
+    /// configuration (a flag or --config setting that differs is refused;
     /// only --epochs may grow), on the same shards as before.
     #[arg(long)]
     pub resume: bool,
@@ -204,14 +207,41 @@ impl TrainArgs {
         }
     }
 
+    /// The `--config` file's text (`None` without one).
+    fn config_text(&self) -> anyhow::Result<Option<String>> {
+        let Some(path) = &self.config else { return Ok(None) };
+        Ok(Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?))
+    }
+
+    /// The flags over the `--config` file over the defaults.
     fn config(&self) -> anyhow::Result<TrainConfig> {
-        let mut c = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let base = match (self.config_text()?, &self.config) {
+            // Parsed from the text, so that errors point at the line.
+            (Some(text), Some(path)) => {
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
             }
-            None => TrainConfig::default(),
+            _ => TrainConfig::default(),
         };
+        self.config_over(base)
+    }
+
+    /// The epochs a flag or the `--config` file asks for, if any.
+    fn epochs_given(&self) -> anyhow::Result<Option<usize>> {
+        if self.epochs.is_some() {
+            return Ok(self.epochs);
+        }
+        let Some(text) = self.config_text()? else { return Ok(None) };
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", self.config_display()))?;
+        Ok(table.get("epochs").and_then(toml::Value::as_integer).map(|e| e.max(0) as usize))
+    }
+
+    fn config_display(&self) -> String {
+        self.config.as_ref().map_or(String::new(), |p| p.display().to_string())
+    }
+
+    /// The flags given over `c`.
+    fn config_over(&self, mut c: TrainConfig) -> anyhow::Result<TrainConfig> {
         set(&mut c.epochs, self.epochs);
         set(&mut c.batch_size, self.batch_size);
         set(&mut c.model.frames, self.frames);
@@ -300,18 +330,21 @@ struct Progress<'a> {
     bars: &'a Bars,
     quiet: bool,
     epochs: usize,
+    /// "epoch k/N", kept in the bar beside the running loss.
+    label: String,
     last: Losses,
 }
 
 impl RunObserver for Progress<'_> {
     fn epoch_started(&mut self, epoch: usize, steps: usize) {
-        self.bars.start(&format!("epoch {}/{}", epoch + 1, self.epochs), steps as u64);
+        self.label = format!("epoch {}/{}", epoch + 1, self.epochs);
+        self.bars.start(&self.label, steps as u64);
     }
 
     fn step(&mut self, losses: &Losses, _samples: usize) {
         self.last = *losses;
         self.bars.advance(1);
-        self.bars.message(format!("loss {:.4}", losses.total));
+        self.bars.message(format!("{} loss {:.4}", self.label, losses.total));
     }
 
     fn epoch_finished(&mut self, r: &EpochRecord) {
@@ -344,9 +377,11 @@ fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData
     check_dirs(&args.shards)?;
     let mut sets = VideoSet::load_each(&args.shards, &[&config.train, &config.eval], config.input_2d)?;
     let (eval, train) = (sets.pop().expect("two filters"), sets.pop().expect("two filters"));
-    let eval = (!eval.videos.is_empty()).then_some(eval);
+    // Without a valid frame the epoch's evaluation would fail after its
+    // training, before the checkpoint, every epoch.
+    let eval = eval.videos.iter().any(|v| v.valid.contains(&true)).then_some(eval);
     if eval.is_none() {
-        tracing::warn!("no held-out frames pass {:?}: metrics.jsonl will have no errors", config.eval);
+        tracing::warn!("no valid held-out frames pass {:?}: metrics.jsonl will have no errors", config.eval);
     }
     let synthetic = |dirs: &[PathBuf]| -> anyhow::Result<Option<SyntheticSet>> {
         if dirs.is_empty() {
@@ -419,7 +454,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             Ok((info, _)) => {
                 let wanted = args.config()?;
                 let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
-                let epochs = args.epochs.unwrap_or(info.config.epochs);
+                let epochs = args.epochs_given()?.unwrap_or(info.config.epochs);
                 if same_config && epochs >= info.epoch && same_data(&info, &wanted)? {
                     resumable = Some(info);
                 }
@@ -436,10 +471,30 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             Some(info) => info,
             None => checkpoint::read_info(&out)?.0,
         };
-        let mut c = info.config.clone();
-        if let Some(e) = args.epochs {
-            c.epochs = e;
+        // The run goes on as it was configured: a flag (or a --config file)
+        // that says otherwise is a mistake to name, not to drop in silence.
+        let requested = match &args.config {
+            Some(_) => args.config()?,
+            None => args.config_over(info.config.clone())?,
+        };
+        let differ = dak_io::manifest::value_differences(
+            "",
+            &serde_json::to_value(&info.config)?,
+            &serde_json::to_value(TrainConfig { epochs: info.config.epochs, ..requested })?,
+        );
+        if !differ.is_empty() {
+            bail!(
+                "{}: --resume continues the run with its own configuration, and the command asks for other \
+                 settings ({}; the run's in brackets): drop them, or --force to start over",
+                out.display(),
+                differ.join(", ")
+            );
         }
+        let epochs = args.epochs_given()?.unwrap_or(info.config.epochs);
+        if epochs < info.epoch {
+            bail!("{}: --epochs {epochs}, but the run has finished {} epochs already", out.display(), info.epoch);
+        }
+        let c = TrainConfig { epochs, ..info.config.clone() };
         if !same_data(&info, &c)? {
             bail!(
                 "{} was trained on other shards (their files differ from --shards/--sma/--dma now): \
@@ -496,7 +551,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let bars = Bars::new(quiet);
     let epochs = trainer.config.epochs;
-    let mut progress = Progress { bars: &bars, quiet, epochs, last: Losses::default() };
+    let mut progress = Progress { bars: &bars, quiet, epochs, label: String::new(), last: Losses::default() };
     let records = run::train(&out, &mut trainer, &mut progress)?;
     let export = checkpoint::export(&trainer, &run::export_dir(&out))?;
     let all = run::read_metrics(&out)?;
