@@ -176,7 +176,8 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
 fn same_seed_same_bytes_and_reruns_are_no_ops() {
     let out = tempfile::tempdir().unwrap();
     let (a, b, c) = (out.path().join("a"), out.path().join("b"), out.path().join("c"));
-    ok(&sample("sma", &a, &["--chunk", "7"]));
+    let quiet = ok(&sample("sma", &a, &["--chunk", "7"]));
+    assert!(quiet.trim().is_empty(), "-q prints nothing: {quiet}");
     ok(&sample("sma", &b, &["--chunk", "7"]));
     assert!(parquet_files(&a) == parquet_files(&b), "same seed and settings must give byte-identical shards");
     // Another chunk size batches the network differently: equal up to float rounding.
@@ -191,6 +192,10 @@ fn same_seed_same_bytes_and_reruns_are_no_ops() {
     let other = sample("sma", &a, &["--chunk", "7", "--focal-jitter", "0.01"]);
     assert!(!other.status.success());
     assert!(String::from_utf8_lossy(&other.stderr).contains("--force"));
+    // --force with a mistyped filter fails before the finished output is touched.
+    let typo = sample("sma", &a, &["--chunk", "7", "--focal-jitter", "0.01", "--force", "--subjects", "S99"]);
+    assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("S99"));
+    assert_eq!(std::fs::read(a.join("manifest.json")).unwrap(), before, "the finished output is still there");
     ok(&sample("sma", &a, &["--chunk", "7", "--focal-jitter", "0.01", "--force"]));
     assert!(parquet_files(&a) != parquet_files(&b), "other settings give other shards");
 }
@@ -213,6 +218,7 @@ fn bad_inputs_fail_in_one_line_naming_what_is_wrong() {
         (vec!["--mode".into(), "structure".into(), "--global-std".into(), "0.6".into()], "global_std"),
         (vec!["--mode".into(), "structure".into(), "--clip-frames".into(), "500".into()], "longest: 120"),
         (vec!["--mode".into(), "structure".into(), "--clips".into(), "0".into()], "--clips 0"),
+        (vec!["--mode".into(), "structure".into(), "--subjects".into(), "S99".into()], "--subjects S99"),
     ];
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let dir = out.path().join(format!("case{i}"));
@@ -295,4 +301,18 @@ fn fit_seed_sets_the_initial_weights() {
         let b = batch.unwrap();
         assert!((0..b.len()).all(|i| b.num_frames.value(i) == 9), "clips of the fitted T = 9");
     }
+    // Offsets whose clips end inside the reference would hold no predicted
+    // frame (the model reads R = 50 + 9 - 27 = 32 frames): refused.
+    let early = sample_with_early_offsets(&args, &out.path().join("early"));
+    let err = String::from_utf8_lossy(&early.stderr);
+    assert!(!early.status.success() && err.contains("none would hold a predicted frame"), "{err}");
+    let zero = ["-q", "fit", "--mode", "sma", "--shards", shards.to_str().unwrap(), "--batch", "0"];
+    let fit = run("dak-augment", &[&zero[..], &["--out", out.path().join("zero").to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&fit.stderr);
+    assert!(!fit.status.success() && err.contains("batch"), "{err}");
+}
+
+fn sample_with_early_offsets(args: &[&str], out: &Path) -> std::process::Output {
+    let offsets = ["--m-min", "10", "--m-max", "20", "--clips", "4", "--out", out.to_str().unwrap()];
+    run("dak-augment", &[args, &offsets].concat())
 }

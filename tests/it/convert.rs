@@ -182,6 +182,14 @@ fn h36m_numpy1_pickles_give_identical_shards_and_reruns_are_no_ops() {
     forced.push("--force");
     assert!(convert(&forced).status.success());
     assert!(rows(&new).keys().all(|(seq, _, _)| seq.starts_with("S9/")));
+    // --force over a damaged input fails before the finished output is touched.
+    let manifest = std::fs::read(new.join("manifest.json")).unwrap();
+    for case in ["h36m-truncated", "h36m-not-zip"] {
+        let bad = fx.join("bad").join(case);
+        let o = convert(&["h36m", "--data-dir", bad.to_str().unwrap(), "--out", new.to_str().unwrap(), "--force"]);
+        assert!(!o.status.success(), "{case} was accepted");
+        assert_eq!(std::fs::read(new.join("manifest.json")).unwrap(), manifest, "{case}: the output is still there");
+    }
     // Subjects left out are not reported as 2D without 3D.
     let set = ShardSet::open(&new, Verify::Sizes).unwrap();
     let skipped = set.manifest().extra["notes"]["skipped_2d_only"].as_array().unwrap();

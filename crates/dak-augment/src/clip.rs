@@ -39,10 +39,12 @@ impl DmaOffsets {
     /// Reference length R that lets every m in [m_min, m_max] fit:
     /// m_max + T ≤ R + P.
     pub fn default_reference_frames(&self, clip_frames: usize, predicted_frames: usize) -> usize {
-        (self.m_max + clip_frames).saturating_sub(predicted_frames).max(2)
+        (self.m_max + clip_frames).saturating_sub(predicted_frames).max(3)
     }
 
-    /// The offsets actually drawn from, clipped so that m + T ≤ R + P.
+    /// The offsets actually drawn from, clipped so that m + T ≤ R + P and
+    /// that every clip holds at least one predicted frame (m + T > R): a
+    /// clip of reference frames alone is a copy of the source, not DMA's.
     pub fn range(
         &self,
         reference_frames: usize,
@@ -64,7 +66,20 @@ impl DmaOffsets {
                 ),
             });
         };
-        Ok(self.m_min.min(last)..=self.m_max.min(last))
+        let (lo, hi) =
+            (self.m_min.min(last).max((reference_frames + 1).saturating_sub(clip_frames)), self.m_max.min(last));
+        if lo > hi {
+            return Err(Error::Config {
+                field: "m_max",
+                reason: format!(
+                    "clips of {clip_frames} frames starting at m ≤ {hi} end within the {reference_frames} reference \
+                     frames, so none would hold a predicted frame: sample with the clip length the model was \
+                     fitted for, or raise --m-min/--m-max above {}",
+                    reference_frames - clip_frames
+                ),
+            });
+        }
+        Ok(lo..=hi)
     }
 }
 
@@ -100,6 +115,10 @@ mod tests {
         assert_eq!(o.range(40, 27, 27).unwrap(), 30..=40);
         assert!(o.range(10, 10, 27).is_err());
         assert!(DmaOffsets { m_min: 5, m_max: 4 }.range(100, 10, 27).is_err());
+        // Every clip reaches past the reference into the prediction.
+        assert_eq!(o.range(60, 27, 27).unwrap(), 34..=50);
+        let err = o.range(91, 40, 27).unwrap_err().to_string(); // fitted for T = 81, sampled at 27
+        assert!(err.contains("none would hold a predicted frame") && err.contains("above 64"), "{err}");
     }
 
     #[test]

@@ -132,6 +132,15 @@ impl SamplingRun<'_> {
         let per_file = self.clips_per_file.max(1);
         let group_count = self.clips.div_ceil(per_file) as usize;
         let owned = self.shard.owned(group_count);
+        if owned.is_empty() {
+            tracing::warn!(
+                "shard {} of {} has no work: {} clips make {group_count} files of --clips-per-file {per_file}; \
+                 fewer clips per file spread them over more shards",
+                self.shard.index(),
+                self.shard.count(),
+                self.clips
+            );
+        }
         let group_range = |g: usize| g as u64 * per_file..((g as u64 + 1) * per_file).min(self.clips);
         let total: u64 = owned.iter().map(|&g| group_range(g).end - group_range(g).start).sum();
         reporter.start(&format!("{} clips", generator.mode()), total);

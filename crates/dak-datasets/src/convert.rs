@@ -134,8 +134,13 @@ impl Conversion<'_> {
         let layout = self.opts.layout;
         let config = |inputs: Vec<InputFile>| serde_json::json!({ "settings": self.settings, "inputs": inputs, "layout": layout.describe() });
         let fingerprint = || fingerprint(&self.opts.data_dir, &self.inputs);
-        let dir = match OutputDir::prepare_shard(&self.opts.out, layout.shard, self.opts.force)? {
-            Prepared::Existing(manifest) => {
+        let prepare = |force: bool| OutputDir::prepare_shard(&self.opts.out, layout.shard, force);
+        // With --force the old output is cleared only once the inputs have
+        // been read and planned: a wrong --data-dir or a damaged file must
+        // not cost a finished output.
+        let dir = match if self.opts.force { None } else { Some(prepare(false)?) } {
+            None => None,
+            Some(Prepared::Existing(manifest)) => {
                 if manifest.extra.get("config") != Some(&config(fingerprint()?)) {
                     return Err(Error::OutputConflict { dir: self.opts.out.clone() });
                 }
@@ -145,7 +150,7 @@ impl Conversion<'_> {
                 );
                 return Ok(ConvertOutcome { manifest, written: false });
             }
-            Prepared::Fresh(dir) => dir,
+            Some(Prepared::Fresh(dir)) => Some(dir),
         };
         let started = std::time::Instant::now();
         // Reading the inputs is mostly one thread (one inflate stream per
@@ -156,6 +161,13 @@ impl Conversion<'_> {
         if plan.jobs.is_empty() {
             return Err(Error::NothingToConvert { dir: self.opts.data_dir.clone() });
         }
+        let dir = match dir {
+            Some(dir) => dir,
+            None => match prepare(true)? {
+                Prepared::Fresh(dir) => dir,
+                Prepared::Existing(_) => unreachable!("--force never keeps an output"),
+            },
+        };
         let groups = GroupedJobs::new(&plan.jobs, layout.sequences_per_file, layout.shard);
         reporter.start(&format!("converting {}", self.dataset), groups.owned_jobs() as u64);
         let mut files = groups.write(&dir, reporter, |job| {

@@ -32,10 +32,11 @@ pub struct DmaConfig {
 
 impl DmaConfig {
     pub fn validate(&self) -> Result<()> {
-        if self.reference_frames < 2 || self.predicted_frames == 0 || self.latent_dim == 0 || self.hidden == 0 {
+        // The smoothness term reads the reference's last 3 frames.
+        if self.reference_frames < 3 || self.predicted_frames == 0 || self.latent_dim == 0 || self.hidden == 0 {
             return Err(Error::Config {
                 field: "reference_frames",
-                reason: format!("need ≥ 2 reference frames and positive sizes, got {self:?}"),
+                reason: format!("need ≥ 3 reference frames and positive sizes, got {self:?}"),
             });
         }
         Ok(())
@@ -188,6 +189,9 @@ impl Dma {
         }
         if settings.samples < 2 {
             return Err(Error::Config { field: "samples", reason: "best-of-K needs K ≥ 2".into() });
+        }
+        if settings.batch == 0 {
+            return Err(Error::Config { field: "batch", reason: "must be at least 1 clip".into() });
         }
         tch::manual_seed(settings.seed as i64);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed);

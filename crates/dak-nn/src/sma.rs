@@ -284,6 +284,9 @@ impl Sma {
                 reason: format!("windows of {} frames for a model of {t}", windows.len()),
             });
         }
+        if settings.batch == 0 {
+            return Err(Error::Config { field: "batch", reason: "must be at least 1 clip".into() });
+        }
         tch::manual_seed(settings.seed as i64);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(settings.seed);
         let adam = nn::Adam { beta1: 0.5, beta2: 0.999, wd: 0.0, eps: 1e-8, amsgrad: false };

@@ -59,6 +59,22 @@ impl SourceArgs {
             subjects: self.subjects.clone(),
         };
         let library = SourceLibrary::load(&self.shards, &filter)?;
+        if library.sequences().is_empty() {
+            let list = |flag: &str, v: &[String]| {
+                if v.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {flag} {}", v.join(","))
+                }
+            };
+            bail!(
+                "no valid source frame in {} passes{}{}{}",
+                self.shards.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                list("--dataset", &self.dataset),
+                list("--split", &self.split),
+                list("--subjects", &self.subjects)
+            );
+        }
         tracing::info!(
             "source: {} frames in {} runs of consecutive valid frames, {} cameras",
             library.frames(),
@@ -218,12 +234,19 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
     });
     let shard = args.shard.spec()?;
     let mode_name = settings["mode"].as_str().unwrap_or_default().to_string();
-    let mut writer = match SyntheticWriter::open(&args.out, &mode_name, settings.clone(), args.force, shard)? {
-        Opened::UpToDate(m) => {
-            tracing::info!("{} is up to date ({} clips); --force regenerates it", args.out.display(), m.total_rows);
-            return Ok(());
-        }
-        Opened::Fresh(w) => w,
+    let open = |force: bool| SyntheticWriter::open(&args.out, &mode_name, settings.clone(), force, shard);
+    // Without --force an up-to-date output returns before any shard is read.
+    // With it, the old output is only cleared once the sources, the cameras
+    // and the generator are in hand: a mistyped filter must not cost it.
+    let mut writer = match args.force {
+        true => None,
+        false => match open(false)? {
+            Opened::UpToDate(m) => {
+                tracing::info!("{} is up to date ({} clips); --force regenerates it", args.out.display(), m.total_rows);
+                return Ok(());
+            }
+            Opened::Fresh(w) => Some(w),
+        },
     };
     let library = args.source.load()?;
     let cameras = CameraPool::from_records(library.cameras())?;
@@ -272,6 +295,13 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
         Device::Cpu => Box::new(CpuProjector),
         _ => Box::new(TchProjector { device }),
     };
+    let mut writer = match writer.take() {
+        Some(w) => w,
+        None => match open(true)? {
+            Opened::Fresh(w) => w,
+            Opened::UpToDate(_) => unreachable!("--force never finds an output up to date"),
+        },
+    };
     let bars = Bars::new(quiet);
     let outcome = run.run(generator.as_mut(), projector.as_mut(), &mut writer, &bars)?;
     let source = run.source_statistics(args.source_stats_clips)?;
@@ -303,7 +333,9 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
             manifest.files.len(),
             args.out.display()
         );
-        crate::print_stdout(&report.summary())?;
+        if !quiet {
+            crate::print_stdout(&report.summary())?;
+        }
     } else {
         tracing::info!(
             "shard {} of {}: wrote {} clips in {} files to {}; `dak-prep merge {}` joins the shards",
