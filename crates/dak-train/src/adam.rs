@@ -226,6 +226,12 @@ impl Adam {
         });
     }
 
+    /// The fp32 master copy of each reduced-precision variable, by name:
+    /// the weights a bf16 run has learnt, before rounding to bf16.
+    pub fn master_weights(&self) -> std::collections::HashMap<&str, &Tensor> {
+        self.groups.iter().flat_map(|g| &g.slots).filter_map(|s| Some((s.name.as_str(), s.master.as_ref()?))).collect()
+    }
+
     /// Moments (and master weights) as named tensors for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = Vec::new();

@@ -207,12 +207,17 @@ pub fn restore(trainer: &mut Trainer, run: &Path) -> Result<CheckpointInfo> {
 /// …, without the `G.` prefix), plus `model.json` with the architecture.
 pub fn export(trainer: &Trainer, dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+    // A bf16 run exports its fp32 master weights, not their bf16 rounding.
+    let master = trainer.adam.master_weights();
     let mut tensors: Vec<(String, Tensor)> = trainer
         .nets
         .vs
         .variables()
         .into_iter()
-        .filter_map(|(n, t)| n.strip_prefix("G.").map(|s| (s.to_string(), t.to_kind(tch::Kind::Float))))
+        .filter_map(|(n, t)| {
+            let t = master.get(n.as_str()).map_or(t.shallow_clone(), |m| m.shallow_clone());
+            n.strip_prefix("G.").map(|s| (s.to_string(), t.to_kind(tch::Kind::Float)))
+        })
         .collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let path = dir.join(EXPORT_WEIGHTS);

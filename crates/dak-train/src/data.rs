@@ -95,8 +95,54 @@ struct FrameRow {
     frame: u32,
     action: String,
     input_px: Vec<f32>,
+    /// Joints the detector did not find (confidence 0), where it says so.
+    undetected: Option<[bool; NUM_JOINTS]>,
     pose: [f32; J3],
     valid: bool,
+}
+
+/// Detected 2D of joints the detector did not find (OpenPose writes 0, 0
+/// with confidence 0; a derived joint is then halfway to the image corner)
+/// is interpolated over time between the video's nearest frames that found
+/// the joint, and held before the first and after the last, as dak-infer
+/// treats a user's detections. Returns how many joints no frame found.
+fn fill_undetected(frames: &mut [FrameRow]) -> usize {
+    let mut never = 0;
+    for j in 0..NUM_JOINTS {
+        let missing = |r: &FrameRow| r.undetected.is_some_and(|u| u[j]);
+        if !frames.iter().any(missing) {
+            continue;
+        }
+        let seen: Vec<(usize, [f32; 2])> = frames
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !missing(r))
+            .map(|(f, r)| (f, [r.input_px[2 * j], r.input_px[2 * j + 1]]))
+            .collect();
+        if seen.is_empty() {
+            never += 1;
+            continue;
+        }
+        let mut k = 0;
+        for (f, row) in frames.iter_mut().enumerate() {
+            while k + 1 < seen.len() && seen[k + 1].0 <= f {
+                k += 1;
+            }
+            if !missing(row) {
+                continue;
+            }
+            let (f0, p0) = seen[k];
+            let p = match seen.get(k + 1) {
+                Some(&(f1, p1)) if f0 < f => {
+                    let t = (f - f0) as f32 / (f1 - f0) as f32;
+                    [p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t]
+                }
+                _ => p0,
+            };
+            row.input_px[2 * j..2 * j + 2].copy_from_slice(&p);
+        }
+    }
+    never
 }
 
 impl VideoSet {
@@ -146,10 +192,15 @@ impl VideoSet {
                         b.sequence.value(i).to_string(),
                         b.camera.value(i).to_string(),
                     );
+                    let undetected = match input {
+                        Input2d::Detected => b.detected_2d_confidence(i).map(|c| std::array::from_fn(|j| c[j] <= 0.0)),
+                        Input2d::Gt => None,
+                    };
                     let row = FrameRow {
                         frame: b.frame.value(i),
                         action: b.action.value(i).to_string(),
                         input_px: px.to_vec(),
+                        undetected,
                         pose: b.joints_3d_camera_mm(i).try_into().expect("schema fixes 51 values"),
                         valid: b.valid.value(i),
                     };
@@ -189,6 +240,14 @@ impl VideoSet {
                     path: dirs.first().cloned().unwrap_or_default(),
                     reason: format!("no camera {camera} for {dataset} {subject} in the camera tables"),
                 })?;
+            let unfilled = fill_undetected(&mut frames);
+            if unfilled > 0 {
+                tracing::warn!(
+                    "{dataset} {subject} {sequence} camera {camera}: {unfilled} joints are never detected in its {} \
+                     frames; their detector coordinates are used as they are",
+                    frames.len()
+                );
+            }
             let mut inputs = Vec::with_capacity(frames.len() * J2);
             let mut poses_mm = Vec::with_capacity(frames.len() * J3);
             for r in &frames {
@@ -585,6 +644,31 @@ pub fn flip_where(x: &Tensor, mask: &Tensor) -> Tensor {
 mod tests {
     use super::*;
 
+    /// OpenPose's undetected joints (0, 0, confidence 0) are interpolated
+    /// over the video, held at its ends, and left alone where no frame found them.
+    #[test]
+    fn undetected_joints_are_filled_over_time() {
+        let row = |f: u32, x: f32, missing: &[usize]| FrameRow {
+            frame: f,
+            action: "a".into(),
+            input_px: (0..NUM_JOINTS).flat_map(|j| [x + j as f32, 2.0 * x]).collect(),
+            undetected: Some(std::array::from_fn(|j| missing.contains(&j))),
+            pose: [0.0; J3],
+            valid: true,
+        };
+        let mut frames = vec![row(0, 10.0, &[3, 5]), row(1, 0.0, &[5]), row(2, 30.0, &[3, 5]), row(3, 0.0, &[3, 5])];
+        frames[1].input_px[6..8].copy_from_slice(&[20.0, 40.0]);
+        let before = frames[0].input_px.clone();
+        assert_eq!(fill_undetected(&mut frames), 1, "joint 5 is never found");
+        let at = |f: usize, j: usize| [frames[f].input_px[2 * j], frames[f].input_px[2 * j + 1]];
+        assert_eq!((at(0, 3), at(2, 3), at(3, 3)), ([20.0, 40.0], [20.0, 40.0], [20.0, 40.0]));
+        assert_eq!(at(0, 5), [before[10], before[11]], "never found: as it was");
+        let mut gap = vec![row(0, 10.0, &[]), row(1, 0.0, &[4]), row(2, 0.0, &[4]), row(3, 40.0, &[])];
+        assert_eq!(fill_undetected(&mut gap), 0);
+        assert_eq!([gap[1].input_px[8], gap[2].input_px[8]], [24.0, 34.0]);
+        assert_eq!(gap[1].input_px[0], 0.0, "found joints are not touched");
+    }
+
     #[test]
     fn flip_is_an_involution_that_swaps_sides() {
         let x = Tensor::randn([2, 3, 17, 3], (Kind::Float, Device::Cpu));
@@ -764,6 +848,7 @@ mod tests {
             frame,
             action: action.into(),
             input_px: vec![500.0; J2],
+            undetected: None,
             pose: [1.0; J3],
             valid: true,
         };

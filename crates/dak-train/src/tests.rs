@@ -278,6 +278,16 @@ fn bf16_keeps_fp32_master_weights_and_trains() {
     }
     assert!(last.pe.is_finite() && last.pe < first.pe, "{first:?} → {last:?}");
     assert!(t.adam.state().iter().any(|(n, v)| n.starts_with("adam.master.") && v.kind() == Kind::Float));
+    // The export holds the master weights, not their bf16 rounding.
+    let dir = tempfile::tempdir().unwrap();
+    let path = crate::checkpoint::export(&t, dir.path()).unwrap();
+    let exported: std::collections::HashMap<String, Tensor> =
+        Tensor::read_safetensors(&path).unwrap().into_iter().collect();
+    let master = t.adam.master_weights();
+    let name = "head.weight";
+    let (e, m) = (&exported[name], master[format!("G.{name}").as_str()]);
+    assert!(e.equal(m), "{name}: the export is not the master copy");
+    assert!(!e.equal(&m.to_kind(Kind::BFloat16).to_kind(Kind::Float)), "{name}: rounded to bf16");
 }
 
 /// The epoch loop's loader thread feeds the steps exactly the batches of
