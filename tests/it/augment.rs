@@ -293,6 +293,19 @@ fn fit_seed_sets_the_initial_weights() {
         assert_eq!(a, b, "{mode}: the same seed, the same start");
         assert_ne!(a, c, "{mode}: another seed, another start");
     }
+    // A finished model of other settings, or of the other kind, is replaced only with --force.
+    let sma_a = out.path().join("sma-a");
+    let refit = |mode: &str, extra: &[&str]| {
+        let args =
+            ["-q", "fit", "--mode", mode, "--shards", shards.to_str().unwrap(), "--out", sma_a.to_str().unwrap()];
+        run("dak-augment", &[&args[..], &["--steps", "0", "--hidden", "16", "--clip-frames", "27"], extra].concat())
+    };
+    for (mode, seed, needle) in [("sma", "3", "other settings"), ("dma", "1", "holds a `sma` model")] {
+        let refused = refit(mode, &["--seed", seed]);
+        let err = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success() && err.contains(needle) && err.contains("--force"), "{mode}: {err}");
+    }
+    ok(&refit("sma", &["--seed", "3", "--force"]));
     let clips = out.path().join("clips");
     let model = out.path().join("dma-a");
     let args = ["-q", "--mode", "dma", "--model", model.to_str().unwrap(), "--shards", shards.to_str().unwrap()];

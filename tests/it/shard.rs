@@ -97,6 +97,10 @@ fn sharded_prep_and_augment_equal_one_process_byte_for_byte() {
     let single: serde_json::Value = serde_json::from_slice(&std::fs::read(one.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["synthetic"], single["synthetic"]);
     assert_eq!(report["synthetic"]["clips"], 230);
+    // It reads back as a report, with the single run's settings and no wall time.
+    let parsed: dak_augment::Report = serde_json::from_value(report.clone()).unwrap();
+    assert_eq!((parsed.seconds, &parsed.settings), (None, &single["settings"]));
+    assert!(serde_json::from_value::<dak_augment::Report>(single).unwrap().seconds.is_some());
 
     // Merging again is a no-op: the files stay as they are.
     let before = files(&three);

@@ -230,8 +230,10 @@ pub struct Report {
     pub clip_frames: usize,
     pub seed: u64,
     pub device: String,
-    pub seconds: f64,
-    pub clips_per_second: f64,
+    /// Wall time of the run; `None` in a report merged from shards, each of
+    /// which timed only its own part.
+    pub seconds: Option<f64>,
+    pub clips_per_second: Option<f64>,
     /// Reference windows of the same length drawn from the source.
     pub source: ClipStatistics,
     pub synthetic: ClipStatistics,
@@ -258,18 +260,13 @@ impl Report {
             ("root yaw spread (deg)", s.root_yaw_spread_deg, y.root_yaw_spread_deg, "{:.1}"),
             ("root tilt spread (deg)", s.root_tilt_spread_deg, y.root_tilt_spread_deg, "{:.1}"),
         ];
+        let timing = match (self.seconds, self.clips_per_second) {
+            (Some(s), Some(rate)) => format!(" in {s:.1} s ({rate:.0} clips/s)"),
+            _ => String::new(),
+        };
         let mut out = format!(
-            "{} clips of {} frames ({} mode, seed {}, {}) in {:.1} s ({:.0} clips/s)\n{:<38} {:>12} {:>12}\n",
-            self.clips,
-            self.clip_frames,
-            self.mode,
-            self.seed,
-            self.device,
-            self.seconds,
-            self.clips_per_second,
-            "",
-            "source",
-            self.mode
+            "{} clips of {} frames ({} mode, seed {}, {}){timing}\n{:<38} {:>12} {:>12}\n",
+            self.clips, self.clip_frames, self.mode, self.seed, self.device, "", "source", self.mode
         );
         for (name, a, b, fmt) in rows {
             let f = |v: f64| match fmt {

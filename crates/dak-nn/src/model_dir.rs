@@ -39,6 +39,13 @@ pub fn save<C: Serialize>(
     if model.exists() {
         std::fs::remove_file(&model).map_err(|source| Error::Io { path: model.clone(), source })?;
     }
+    // What a killed save left: full-size weights under temporary names.
+    for entry in std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if is_temporary(&name) || dak_io::atomic::final_name_of_tmp(&name).is_some() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     for (name, vs) in weights {
         let tensors: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         write_safetensors(&dir.join(name), &tensors)?;

@@ -311,8 +311,8 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
         clip_frames,
         seed: args.seed,
         device: projector.device(),
-        seconds: outcome.seconds,
-        clips_per_second: args.clips as f64 / outcome.seconds.max(1e-9),
+        seconds: Some(outcome.seconds),
+        clips_per_second: Some(args.clips as f64 / outcome.seconds.max(1e-9)),
         source,
         synthetic: outcome.synthetic,
         settings,
@@ -466,7 +466,7 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
                 ..d
             };
             let fit = serde_json::json!({ "settings": settings, "source": args.source.describe() });
-            if up_to_date::<SmaConfig>(&args.out, "sma", &config, &fit, args.force) {
+            if up_to_date::<SmaConfig>(&args.out, "sma", &config, &fit, args.force)? {
                 return Ok(());
             }
             let library = args.source.load()?;
@@ -516,7 +516,7 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
                 ..d
             };
             let fit = serde_json::json!({ "settings": settings, "clip_frames": args.clip_frames, "source": args.source.describe() });
-            if up_to_date::<DmaConfig>(&args.out, "dma", &config, &fit, args.force) {
+            if up_to_date::<DmaConfig>(&args.out, "dma", &config, &fit, args.force)? {
                 return Ok(());
             }
             let library = args.source.load()?;
@@ -567,18 +567,23 @@ fn dma_fitted_clip_frames(dir: &Path) -> anyhow::Result<Option<usize>> {
     Ok(file.fit.get("clip_frames").and_then(serde_json::Value::as_u64).map(|t| t as usize))
 }
 
-/// A finished model in `out` with the same configuration and fit settings.
+/// Whether `out` holds a finished model with the same configuration and fit
+/// settings. Another finished model there (other settings, another kind)
+/// is only replaced with `--force`, as `sample` treats its outputs.
 fn up_to_date<C: serde::de::DeserializeOwned + serde::Serialize>(
     out: &Path,
     kind: &str,
     config: &C,
     fit: &serde_json::Value,
     force: bool,
-) -> bool {
-    if force {
-        return false;
+) -> anyhow::Result<bool> {
+    if force || !out.join(dak_nn::model_dir::MODEL_FILE).exists() {
+        return Ok(false);
     }
-    let Ok(existing) = dak_nn::model_dir::read::<C>(out, kind) else { return false };
+    let existing = match dak_nn::model_dir::read::<C>(out, kind) {
+        Ok(existing) => existing,
+        Err(e) => bail!("{e}; --force replaces it"),
+    };
     let same_config = serde_json::to_value(&existing.config).ok() == serde_json::to_value(config).ok();
     let mut recorded = existing.fit.clone();
     if let Some(o) = recorded.as_object_mut() {
@@ -586,9 +591,9 @@ fn up_to_date<C: serde::de::DeserializeOwned + serde::Serialize>(
     }
     if same_config && &recorded == fit {
         tracing::info!("{} is up to date (same settings and inputs); --force refits it", out.display());
-        return true;
+        return Ok(true);
     }
-    false
+    bail!("{} holds a {kind} model fitted with other settings or inputs; --force refits it", out.display())
 }
 
 fn finish_fit(
@@ -599,6 +604,12 @@ fn finish_fit(
     last: serde_json::Value,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // The directory is unfinished from here until the new model.json: a
+    // kill in between must not pair the old model with this fit's log.
+    let model = out.join(dak_nn::model_dir::MODEL_FILE);
+    if model.exists() {
+        std::fs::remove_file(&model).with_context(|| format!("removing {}", model.display()))?;
+    }
     let mut lines = String::new();
     for entry in log {
         lines.push_str(&entry.to_string());

@@ -28,7 +28,13 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     let finalize = |extra: &mut serde_json::Value, partials: &[serde_json::Value]| {
         if extra.get("report").is_some() {
             dak_augment::output::finalize_report(dir, extra, partials)?;
-            dak_augment::output::write_report(dir, &extra["report"]).map(drop)
+            // The manifest keeps what is reproducible; report.json has the
+            // single run's fields, with no wall time for the whole.
+            let mut report = extra["report"].clone();
+            report["settings"] = extra["config"].clone();
+            report["seconds"] = serde_json::Value::Null;
+            report["clips_per_second"] = serde_json::Value::Null;
+            dak_augment::output::write_report(dir, &report).map(drop)
         } else {
             sharding::no_partials(extra, partials)
         }
