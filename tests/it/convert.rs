@@ -385,6 +385,28 @@ fn bad_inputs_fail_with_one_line_naming_the_file() {
     }
 }
 
+/// A filter that matches nothing says so (not that files are missing), and
+/// a split the dataset does not have is named.
+#[test]
+fn filters_that_match_nothing_are_named() {
+    let Some((fx, _)) = fixtures() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = [
+        ("3dhp", &["--subjects", "ts1"][..], "--subjects ts1 match none of its sequences (subjects there: S1"),
+        ("3dhp", &["--split", "val"][..], "3DHP has the splits train, test, not `val`"),
+        ("3dpw", &["--split", "val"][..], "3DPW has the splits train, validation, test, not `val`"),
+        ("3dpw", &["--subjects", "nobody"][..], "--subjects nobody match none of its sequences"),
+        ("h36m", &["--split", "testing"][..], "Human3.6M has the splits train, test, not `testing`"),
+    ];
+    for (command, filter, needle) in cases {
+        let (data, out) = (fx.join(command), tmp.path().join(command));
+        let args = [command, "--data-dir", data.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let o = convert(&[&args[..], filter].concat());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && stderr.contains(needle), "{command} {filter:?}: {stderr}");
+    }
+}
+
 #[test]
 fn missing_input_names_what_was_expected() {
     let tmp = tempfile::tempdir().unwrap();

@@ -63,6 +63,40 @@ impl ConvertOptions {
     pub(crate) fn wants_split(&self, split: &str) -> bool {
         self.splits.is_empty() || self.splits.iter().any(|s| s == split)
     }
+
+    /// `--split` names one of the dataset's splits (a typo would convert nothing).
+    pub(crate) fn check_splits(&self, dataset: &str, known: &[&str]) -> Result<()> {
+        match self.splits.iter().find(|s| !known.contains(&s.as_str())) {
+            Some(s) => Err(Error::Config {
+                field: "splits",
+                reason: format!("{dataset} has the splits {}, not `{s}`", known.join(", ")),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Of the `subjects` found in the data, none passed the filters: say
+    /// which flags matched nothing, not that files are missing. Subjects
+    /// asked for and not there are named in a warning.
+    pub(crate) fn check_subjects(&self, found: &[String], kept: usize) -> Result<()> {
+        let absent: Vec<&str> = self.subjects.iter().filter(|s| !found.contains(s)).map(String::as_str).collect();
+        if kept == 0 && !found.is_empty() {
+            let flags = [("--subjects", &self.subjects), ("--split", &self.splits)]
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(f, v)| format!("{f} {}", v.join(",")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            return Err(Error::Invalid {
+                path: self.data_dir.clone(),
+                problem: format!("{flags} match none of its sequences (subjects there: {})", found.join(", ")),
+            });
+        }
+        if !absent.is_empty() {
+            tracing::warn!("{}: no sequences of subjects {}", self.data_dir.display(), absent.join(", "));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]

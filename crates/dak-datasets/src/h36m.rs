@@ -221,6 +221,7 @@ fn take_views(
 
 /// Converts the VideoPose3D Human3.6M files in `opts.data_dir`.
 pub fn convert(opts: &ConvertOptions, two_d: TwoDChoice, reporter: &dyn Reporter) -> Result<ConvertOutcome> {
+    opts.check_splits("Human3.6M", &["train", "test"])?;
     let path_3d = opts.data_dir.join(FILE_3D);
     require(&path_3d, "VideoPose3D's data_3d_h36m.npz (see README: Human3.6M)")?;
     let gt_path = opts.data_dir.join(FILE_2D_GT);

@@ -54,7 +54,11 @@ fn discover(opts: &ConvertOptions) -> Vec<Job> {
 }
 
 pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<ConvertOutcome> {
+    opts.check_splits("3DPW", &SPLITS)?;
+    let everything = ConvertOptions { subjects: Vec::new(), splits: Vec::new(), ..opts.clone() };
+    let found: Vec<String> = discover(&everything).into_iter().map(|j| j.name).collect();
     let jobs = discover(opts);
+    opts.check_subjects(&found, jobs.len())?;
     if jobs.is_empty() {
         return Err(Error::MissingInput {
             path: opts.data_dir.join("sequenceFiles"),

@@ -134,7 +134,6 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
                 .collect()
                 .map_err(polars_err)?;
             let bones = synthetic_bone_lengths(&set)?;
-            let bones = length_summary(bones.lazy(), "mode").collect().map_err(polars_err)?;
             Ok(ShardStats { dir: dir.into(), table: Table::SyntheticClips, counts, bones })
         }
         other => Err(Error::Unsupported {
@@ -144,30 +143,75 @@ pub fn shard_stats(dir: &Path) -> Result<ShardStats> {
     }
 }
 
-/// Clip arrays are variable-length lists; unpack them in Rust, aggregate in polars.
+/// Clip arrays are variable-length lists: unpacked and summarised per
+/// (mode, bone) in Rust, as [`length_summary`] does, keeping only the
+/// lengths (a row with its mode and bone names per bone and frame came to
+/// several GB at 200 000 clips).
 fn synthetic_bone_lengths(set: &ShardSet) -> Result<DataFrame> {
-    let mut mode = Vec::new();
-    let mut bone = Vec::new();
-    let mut length = Vec::new();
+    let mut modes: Vec<String> = Vec::new();
+    // lengths[mode][bone - 1]
+    let mut lengths: Vec<Vec<Vec<f64>>> = Vec::new();
     for batch in set.synthetic_clips() {
         let batch = batch?;
         for i in 0..batch.len() {
+            let mode = batch.mode.value(i);
+            let m = match modes.iter().position(|x| x == mode) {
+                Some(m) => m,
+                None => {
+                    modes.push(mode.to_string());
+                    lengths.push(vec![Vec::new(); NUM_JOINTS - 1]);
+                    modes.len() - 1
+                }
+            };
             for frame in batch.joints_3d_camera_mm(i).chunks_exact(NUM_JOINTS * 3) {
                 let pose = dak_core::skeleton::pose_from_flat(frame);
                 for (child, l) in dak_core::bone_lengths(&pose).iter().enumerate().skip(1) {
-                    mode.push(batch.mode.value(i).to_string());
-                    bone.push(bone_name(child));
-                    length.push(*l);
+                    lengths[m][child - 1].push(*l);
                 }
             }
         }
     }
+    let mut columns: [Vec<f64>; 6] = Default::default();
+    let (mut mode_names, mut bone_names) = (Vec::new(), Vec::new());
+    for (mode, per_bone) in modes.iter().zip(&mut lengths) {
+        for (b, values) in per_bone.iter_mut().enumerate().filter(|(_, v)| !v.is_empty()) {
+            values.sort_by(f64::total_cmp);
+            let summary = summarise(values);
+            for (column, value) in columns.iter_mut().zip(summary) {
+                column.push(value);
+            }
+            mode_names.push(mode.clone());
+            bone_names.push(bone_name(b + 1));
+        }
+    }
+    let [mean, std, min, p05, p95, max] = columns;
     DataFrame::new_infer_height(vec![
-        Column::new("mode".into(), mode),
-        Column::new("bone".into(), bone),
-        Column::new("length_mm".into(), length),
+        Column::new("mode".into(), mode_names),
+        Column::new("bone".into(), bone_names),
+        Column::new("mean_mm".into(), mean),
+        // One value has no sample std: null, as polars gives it.
+        Column::new("std_mm".into(), std.into_iter().map(|s| (!s.is_nan()).then_some(s)).collect::<Vec<_>>()),
+        Column::new("min_mm".into(), min),
+        Column::new("p05_mm".into(), p05),
+        Column::new("p95_mm".into(), p95),
+        Column::new("max_mm".into(), max),
     ])
     .map_err(|source| Error::Polars { dir: set.dir().into(), source })
+}
+
+/// Mean, sample std, min, 5th and 95th percentile (linear, as polars and
+/// numpy) and max of sorted, non-empty values.
+fn summarise(sorted: &[f64]) -> [f64; 6] {
+    let n = sorted.len();
+    let mean = sorted.iter().sum::<f64>() / n as f64;
+    let std =
+        if n > 1 { (sorted.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { f64::NAN };
+    let quantile = |q: f64| {
+        let at = q * (n - 1) as f64;
+        let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+    };
+    [mean, std, sorted[0], quantile(0.05), quantile(0.95), sorted[n - 1]]
 }
 
 /// A data frame as a list of row objects, for `--json`.
@@ -234,6 +278,28 @@ pub fn to_text(df: &DataFrame) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    /// The Rust summary of synthetic bone lengths is polars' `length_summary`.
+    #[test]
+    fn summaries_agree_with_polars() {
+        let values: Vec<f64> = (0..101).map(|i| ((i * 37) % 101) as f64 * 1.5 + 200.0).collect();
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("mode".into(), vec!["sma"; values.len()]),
+            Column::new("bone".into(), vec!["knee"; values.len()]),
+            Column::new("length_mm".into(), values.clone()),
+        ])
+        .unwrap();
+        let want = length_summary(df.lazy(), "mode").collect().unwrap();
+        let mut sorted = values;
+        sorted.sort_by(f64::total_cmp);
+        let got = summarise(&sorted);
+        for (k, name) in ["mean_mm", "std_mm", "min_mm", "p05_mm", "p95_mm", "max_mm"].iter().enumerate() {
+            let w = want.column(name).unwrap().get(0).unwrap().extract::<f64>().unwrap();
+            assert!((got[k] - w).abs() < 1e-9, "{name}: {} vs polars {w}", got[k]);
+        }
+        assert!(summarise(&[3.0])[1].is_nan());
+    }
+
     use super::*;
 
     /// One action filmed by two cameras in one sequence and by one in
