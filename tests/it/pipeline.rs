@@ -114,6 +114,7 @@ fn a_pipeline_runs_skips_what_is_up_to_date_and_reruns_what_a_change_reaches() {
     assert!(plan.contains("sample  (its settings changed)"), "{plan}");
     assert!(plan.contains("train   (input shards/syn is rewritten by stage `sample`)"), "{plan}");
     assert!(plan.contains("$ dak augment sample --mode structure --shards shards/demo --dataset demo-source --out shards/syn --clips 40"), "{plan}");
+    assert!(plan.contains("--source-stats-clips 20 --force\n"), "the command as run gives it: {plan}");
     ok(&dak(d, &["pipeline", "run", "p.toml", "--set", "clips=40", "-q"]));
     assert_eq!(rows(&d.join("shards/syn")), 40);
     assert_eq!(mtime(&d.join("shards/demo/manifest.json")), prep_made, "prep was up to date");
@@ -128,6 +129,10 @@ fn a_pipeline_runs_skips_what_is_up_to_date_and_reruns_what_a_change_reaches() {
         plan.contains("5 stages, 1 to run") && plan.contains("shards/demo.stats.json is missing or was changed"),
         "{plan}"
     );
+    // A shard deleted by hand: its manifest is as it was, the stage is not up to date.
+    std::fs::remove_file(d.join("shards/syn/part-00000.parquet")).unwrap();
+    let plan = ok(&dak(d, &["pipeline", "plan", "p.toml", "--set", "clips=40"]));
+    assert!(plan.contains("shards/syn/part-00000.parquet is gone or not the size its output records"), "{plan}");
 }
 
 #[test]
@@ -264,4 +269,26 @@ json = "out/stats.json"
     assert!(path.exists());
     ok(&dak(d, &["pipeline", "run", "s.toml", "-q"]));
     assert!(!path.exists(), "released after the stage");
+}
+
+/// A stage stops when the pipeline run that started it is gone: that run's
+/// lock on the output went with it, and the next run may start another maker.
+#[test]
+fn a_stage_stops_when_its_pipeline_run_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = |parent: String| {
+        Command::new(binary("dak"))
+            .current_dir(dir.path())
+            .args(["prep", "synth", "--frames", "30", "-q", "--out", "demo"])
+            .env("DAK_PIPELINE_PARENT", parent)
+            .output()
+            .unwrap()
+    };
+    let orphan = synth("1".into());
+    let err = String::from_utf8_lossy(&orphan.stderr);
+    assert_eq!(orphan.status.code(), Some(143), "{err}");
+    assert!(err.contains("pipeline run that started this stage (process 1) is gone"), "{err}");
+    assert!(!dir.path().join("demo/manifest.json").exists());
+    ok(&synth(std::process::id().to_string()));
+    assert!(dir.path().join("demo/manifest.json").exists());
 }

@@ -20,6 +20,39 @@ pub fn init(quiet: bool, runs_libtorch: bool) {
     if let Some(tunables) = std::env::var_os("GLIBC_TUNABLES") {
         tracing::debug!("GLIBC_TUNABLES={}", tunables.to_string_lossy());
     }
+    stop_with_the_pipeline();
+}
+
+/// Set by `dak pipeline run` in its stages' environment: the pipeline
+/// run's process id.
+pub const PIPELINE_PARENT_ENV: &str = "DAK_PIPELINE_PARENT";
+
+/// A pipeline stage stops when the run that started it is gone. The run's
+/// lock on the output ends with the run: killed alone (`kill PID`, a
+/// timeout, systemd), it would leave its stage writing while the next run
+/// starts another maker of the same output. (Ctrl-C reaches the whole
+/// process group anyway.) What the stage wrote is atomic, so stopping
+/// anywhere leaves temporaries, never a half-written file.
+fn stop_with_the_pipeline() {
+    let Some(pipeline) = std::env::var(PIPELINE_PARENT_ENV).ok().and_then(|v| v.parse::<u32>().ok()) else {
+        return;
+    };
+    // Processes this stage starts are not the pipeline's stages.
+    std::env::remove_var(PIPELINE_PARENT_ENV);
+    #[cfg(unix)]
+    {
+        let check = move || {
+            if std::os::unix::process::parent_id() != pipeline {
+                eprintln!("error: the pipeline run that started this stage (process {pipeline}) is gone; stopping");
+                std::process::exit(143);
+            }
+        };
+        check();
+        std::thread::spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_millis(250));
+            check();
+        });
+    }
 }
 
 /// glibc malloc settings the training, augmentation, evaluation and
@@ -158,10 +191,28 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
-/// The command line as the manifest records it, without the shard flags:
-/// every shard of a run, and a single process, record the same command.
+/// The command line as the manifest records it, in one form for one
+/// output: without the shard flags (every shard of a run, and a single
+/// process, record the same command), the program as `dak SUBCOMMAND`
+/// whichever binary or path ran it, and without `--quiet`/`--force`, which
+/// change nothing in the files. A shard rerun by hand merges with the rest.
 pub fn command_line() -> Vec<String> {
-    without_shard_flags(std::env::args())
+    recorded_command(std::env::args())
+}
+
+fn recorded_command(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args = without_shard_flags(args);
+    if let Some(program) = args.first().cloned() {
+        let name = std::path::Path::new(&program).file_name().map(|n| n.to_string_lossy().into_owned());
+        let program: Vec<String> = match name.as_deref().and_then(|n| n.strip_prefix("dak-")) {
+            Some(sub) => vec!["dak".into(), sub.into()],
+            None if name.as_deref() == Some("dak") => vec!["dak".into()],
+            None => vec![program],
+        };
+        args.splice(..1, program);
+    }
+    args.retain(|a| !matches!(a.as_str(), "-q" | "--quiet" | "--force"));
+    args
 }
 
 fn without_shard_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
@@ -237,6 +288,17 @@ mod tests {
         let args = ["dak-prep", "h36m", "--shard-index", "2", "--out", "o", "--num-shards=3", "--force"];
         let kept = super::without_shard_flags(args.iter().map(|s| s.to_string()));
         assert_eq!(kept, ["dak-prep", "h36m", "--out", "o", "--force"]);
+    }
+
+    /// One output, one recorded command, however it was started.
+    #[test]
+    fn the_recorded_command_has_one_form() {
+        let record = |s: &str| super::recorded_command(s.split(' ').map(String::from));
+        let want = ["dak", "prep", "h36m", "--out", "o"];
+        assert_eq!(record("dak-prep h36m --out o"), want);
+        assert_eq!(record("/opt/dak/bin/dak-prep -q h36m --out o --force --shard-index 1 --num-shards 4"), want);
+        assert_eq!(record("./target/release/dak prep h36m --quiet --out o"), want);
+        assert_eq!(record("dak prep h36m --out o2"), ["dak", "prep", "h36m", "--out", "o2"]);
     }
 
     #[test]

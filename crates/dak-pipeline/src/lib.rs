@@ -60,10 +60,15 @@ impl RawStage {
         self.flags.iter().find(|(f, _)| f == flag).map(|(_, l)| *l).unwrap_or(self.line)
     }
 
-    /// The command as a shell line, for plans and logs.
+    /// The command as the file gives it, as a shell line.
     pub fn shell_line(&self) -> String {
-        std::iter::once("dak".to_string()).chain(self.argv.iter().map(|a| shell_quote(a))).collect::<Vec<_>>().join(" ")
+        shell_line(&self.argv)
     }
+}
+
+/// `dak ARGS` as a shell line (quoted where needed), for plans and logs.
+pub fn shell_line(args: &[String]) -> String {
+    std::iter::once("dak".to_string()).chain(args.iter().map(|a| shell_quote(a))).collect::<Vec<_>>().join(" ")
 }
 
 fn shell_quote(s: &str) -> String {
@@ -167,6 +172,7 @@ pub fn parse_document(file: &Path, text: &str, overrides: &[(String, String)]) -
         }
         vars.insert(k.clone(), v.clone());
     }
+    let vars = expand_vars(&ctx, vars)?;
     let stages_value = stages.ok_or_else(|| ctx.err(0, "no [[stage]] tables"))?;
     let DeValue::Array(items) = stages_value.get_ref() else {
         return Err(ctx.err(stages_value.span().start, "`stage` must be an array of tables: write [[stage]]"));
@@ -218,6 +224,22 @@ fn scalar_text(ctx: &Ctx, (k, v): Entry) -> Result<String, SpecError> {
         DeValue::Boolean(b) => Ok(b.to_string()),
         _ => Err(ctx.err(k.span().start, format!("`{}`: expected a string, number or boolean", k.get_ref()))),
     }
+}
+
+/// `[vars]` values may name other vars (`runs = "${root}/runs"`), after a
+/// `--set` too; each is expanded until none is left, and a cycle is an error.
+fn expand_vars(ctx: &Ctx, mut vars: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SpecError> {
+    for _ in 0..=vars.len() {
+        if !vars.values().any(|v| v.contains("${")) {
+            return Ok(vars);
+        }
+        let before = vars.clone();
+        for value in vars.values_mut() {
+            *value = substitute(ctx, 0, value, &before)?;
+        }
+    }
+    let cyclic: Vec<&str> = vars.iter().filter(|(_, v)| v.contains("${")).map(|(k, _)| k.as_str()).collect();
+    Err(ctx.err(0, format!("[vars] {} refer to each other in a cycle", cyclic.join(", "))))
 }
 
 /// `${name}` replaced from `vars`.
@@ -274,6 +296,9 @@ fn parse_stage(ctx: &Ctx, at: usize, table: &DeTable, vars: &BTreeMap<String, St
                 let values: Vec<String> = match v.get_ref() {
                     DeValue::Boolean(true) => vec![],
                     DeValue::Boolean(false) => continue,
+                    // An empty list is no filter (every subject, split, ...),
+                    // as leaving the key out; `--subjects ""` would match none.
+                    DeValue::Array(items) if items.is_empty() => continue,
                     DeValue::Array(items) => {
                         let parts = items
                             .iter()
@@ -310,4 +335,28 @@ fn parse_stage(ctx: &Ctx, at: usize, table: &DeTable, vars: &BTreeMap<String, St
     argv.extend(positional);
     let flags = flags.into_iter().map(|(f, o)| (f, line_of(ctx.text, o))).collect();
     Ok(RawStage { name, line: line_of(ctx.text, at), run_line: line_of(ctx.text, run_at), words, argv, flags })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(text: &str, set: &[(&str, &str)]) -> Result<Document, SpecError> {
+        let set: Vec<(String, String)> = set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        parse_document(Path::new("p.toml"), text, &set)
+    }
+
+    const STAGE: &str = "[[stage]]\nname = \"s\"\nrun = \"prep stats\"\nshards = [\"${runs}/x\"]\nsubjects = []\n";
+
+    /// Vars name other vars, after --set too; an empty list is no flag.
+    #[test]
+    fn vars_expand_in_vars_and_empty_lists_are_left_out() {
+        let text = format!("[vars]\nroot = \"/data\"\nruns = \"${{root}}/runs\"\n{STAGE}");
+        assert_eq!(doc(&text, &[]).unwrap().stages[0].argv, ["prep", "stats", "--shards", "/data/runs/x"]);
+        let set = doc(&text, &[("root", "/scratch")]).unwrap();
+        assert_eq!(set.stages[0].argv[3], "/scratch/runs/x");
+        let cycle = format!("[vars]\nroot = \"${{runs}}\"\nruns = \"${{root}}/runs\"\n{STAGE}");
+        let err = doc(&cycle, &[]).unwrap_err().to_string();
+        assert!(err.contains("cycle") && err.contains("root") && err.contains("runs"), "{err}");
+    }
 }

@@ -47,7 +47,10 @@ impl EvalArgs {
     /// `--out`, else `eval-PROTOCOL` beside the checkpoint (inside a run directory).
     pub fn output_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
-            let base = if self.checkpoint.is_dir() || self.checkpoint.extension().is_none() {
+            // A run directory may have a dot in its name (`runs/v1.5`) and
+            // not exist yet when a pipeline is checked; files are these two.
+            let file = self.checkpoint.extension().is_some_and(|e| e == "json" || e == "safetensors");
+            let base = if self.checkpoint.is_dir() || !file {
                 self.checkpoint.clone()
             } else {
                 self.checkpoint.parent().unwrap_or(&self.checkpoint).to_path_buf()

@@ -39,6 +39,9 @@ pub fn run(args: StatsArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_vec_pretty(&json).expect("json serialises");
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
         dak_io::atomic::write_atomic(path, &text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

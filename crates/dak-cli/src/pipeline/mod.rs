@@ -100,6 +100,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
         }));
     };
     if what_it_computes(&stamp.command) != what_it_computes(&stage.raw.argv) {
+        // Key order, `5e-4` against `0.0005`: the same settings.
         return Ok(Decision::Run("its settings changed".into()));
     }
     for input in &stage.io.inputs {
@@ -118,24 +119,43 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
     if fingerprint(output)?.as_ref() != Some(&stamp.output) {
         return Ok(Decision::Run(format!("{} is missing or was changed since", output.display())));
     }
+    if let Some(file) = state::damaged_file(output) {
+        return Ok(Decision::Run(format!("{} is gone or not the size its output records", file.display())));
+    }
     Ok(Decision::UpToDate)
 }
 
-/// A command line less the flags that say where it runs, not what it
-/// computes: moving a pipeline to another GPU (`--set device=cuda:1`) must
-/// not refit the augmentors and so start a finished training run over.
-pub(crate) fn what_it_computes(argv: &[String]) -> Vec<&str> {
-    let mut out = Vec::with_capacity(argv.len());
-    let mut args = argv.iter();
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--device" => {
-                args.next();
-            }
-            a if a.starts_with("--device=") => {}
-            a => out.push(a),
+/// A command line as what it computes, to compare two of them: less the
+/// flags that say where it runs (moving a pipeline to another GPU, `--set
+/// device=cuda:1`, must not refit the augmentors and so start a finished
+/// training run over), its flags sorted (a stage's keys in another order),
+/// numbers by value (`5e-4` is `0.0005`). The subcommand words and the
+/// positional arguments keep their places.
+pub(crate) fn what_it_computes(argv: &[String]) -> Vec<String> {
+    let number = |v: &str| match v.parse::<f64>() {
+        Ok(x) if x.is_finite() => format!("{x:?}"),
+        _ => v.to_string(),
+    };
+    let lead = argv.iter().take_while(|a| !a.starts_with("--")).count();
+    let mut out: Vec<String> = argv[..lead].to_vec();
+    let mut flags: Vec<(String, Option<String>)> = Vec::new();
+    let mut rest = argv[lead..].iter().peekable();
+    while let Some(a) = rest.next() {
+        if !a.starts_with("--") {
+            out.push(a.clone());
+            continue;
+        }
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (a.clone(), None),
+        };
+        let value = inline.or_else(|| rest.next_if(|v| !v.starts_with("--")).cloned());
+        if flag != "--device" {
+            flags.push((flag, value.as_deref().map(number)));
         }
     }
+    flags.sort();
+    out.extend(flags.into_iter().flat_map(|(f, v)| std::iter::once(f).chain(v)));
     out
 }
 
@@ -155,6 +175,7 @@ pub fn plan(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<Vec<Deci
 
 fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String> {
     let decisions = plan(pipeline, from)?;
+    let forced = |i: usize| from.is_some_and(|f| i >= f);
     let runs = decisions.iter().filter(|d| **d != Decision::UpToDate).count();
     let width = pipeline.stages.iter().map(|s| s.raw.name.len()).max().unwrap_or(0);
     let mut text = format!(
@@ -163,12 +184,15 @@ fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String>
         pipeline.file.display(),
         pipeline.stages.len()
     );
-    for (stage, decision) in pipeline.stages.iter().zip(&decisions) {
+    for (i, (stage, decision)) in pipeline.stages.iter().zip(&decisions).enumerate() {
         match decision {
             Decision::UpToDate => text.push_str(&format!("  up to date  {:width$}\n", stage.raw.name)),
             Decision::Run(why) => {
+                // The command `run` gives it (with --force, without a
+                // --resume that --from undoes): copied, it does the same.
+                let command = dak_pipeline::shell_line(&stage.command_args(forced(i), false));
                 text.push_str(&format!("  run         {:width$}  ({why})\n", stage.raw.name));
-                text.push_str(&format!("              $ {}\n", stage.raw.shell_line()));
+                text.push_str(&format!("              $ {command}\n"));
             }
         }
     }
@@ -191,7 +215,8 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
             }
             Decision::Run(why) => why,
         };
-        tracing::info!("stage `{}` ({why}): {}", stage.raw.name, stage.raw.shell_line());
+        let args = stage.command_args(forced, quiet);
+        tracing::info!("stage `{}` ({why}): {}", stage.raw.name, dak_pipeline::shell_line(&args));
         // Inputs first: a missing one stops the run with the output and
         // its stamp as they were.
         let mut inputs = std::collections::BTreeMap::new();
@@ -204,13 +229,13 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
         // No stamp while the stage runs: a crash leaves it to be redone.
         remove_stamp(&stage.io.output)?;
         let mut command = Command::new(&exe);
-        command.args(stage.command_args(forced, quiet));
+        command.args(&args).env(crate::PIPELINE_PARENT_ENV, std::process::id().to_string());
         let status = command.status().with_context(|| format!("starting stage `{}`", stage.raw.name))?;
         if !status.success() {
             bail!(
                 "stage `{}` failed ({status}); the stages after it did not run. Its command: {}",
                 stage.raw.name,
-                stage.raw.shell_line()
+                dak_pipeline::shell_line(&args)
             );
         }
         let output = fingerprint(&stage.io.output)?.with_context(|| {
@@ -237,5 +262,19 @@ mod tests {
         assert_eq!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --device=cuda:1 --epochs 3")));
         assert_eq!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --epochs 3")));
         assert_ne!(what_it_computes(&cpu), what_it_computes(&argv("train --shards s --device cpu --epochs 4")));
+    }
+
+    /// Keys in another order and numbers written another way are the same
+    /// settings; other values, flags or positional arguments are not.
+    #[test]
+    fn settings_compare_by_what_they_say() {
+        let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let same = |a: &str, b: &str| what_it_computes(&argv(a)) == what_it_computes(&argv(b));
+        assert!(same("augment fit --lr 5e-4 --no-flip --steps 10", "augment fit --steps 10.0 --no-flip --lr 0.0005"));
+        assert!(same("prep merge --quiet out", "prep merge --quiet out"));
+        assert!(!same("augment fit --lr 5e-4", "augment fit --lr 5e-3"));
+        assert!(!same("augment fit --lr 5e-4", "augment fit --lr 5e-4 --no-flip"));
+        assert!(!same("prep merge a", "prep merge b"));
+        assert!(!same("prep stats --subjects S1,S2", "prep stats --subjects S2,S1"), "lists keep their order");
     }
 }

@@ -174,6 +174,33 @@ pub fn fingerprint(path: &Path) -> anyhow::Result<Option<String>> {
     Ok(Some(dak_io::atomic::sha256_hex(&facts)))
 }
 
+/// A file of `output` that its marker lists (a manifest's shards, a
+/// checkpoint's weights) and that is gone or not of the size written there:
+/// an output damaged by hand after its stamp, which the markers' own
+/// fingerprint cannot see. Stat calls only.
+pub fn damaged_file(output: &Path) -> Option<PathBuf> {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_slice(&std::fs::read(output.join(name)).ok()?).ok()
+    };
+    let mut listed: Vec<(String, Option<u64>)> = Vec::new();
+    if let Some(manifest) = read("manifest.json") {
+        for f in manifest["files"].as_array().into_iter().flatten() {
+            listed.extend(f["path"].as_str().map(|p| (p.to_string(), f["bytes"].as_u64())));
+        }
+    }
+    if let Some(checkpoint) = read("checkpoint.json") {
+        listed.extend(checkpoint["file"].as_str().map(|p| (p.to_string(), checkpoint["bytes"].as_u64())));
+    }
+    listed
+        .into_iter()
+        .map(|(name, bytes)| (output.join(name), bytes))
+        .find(|(path, bytes)| match std::fs::metadata(path) {
+            Ok(meta) => bytes.is_some_and(|b| b != meta.len()),
+            Err(_) => true,
+        })
+        .map(|(path, _)| path)
+}
+
 fn file_digest(facts: &mut Vec<u8>, path: &Path, meta: &std::fs::Metadata) -> anyhow::Result<()> {
     if meta.len() > HASH_LIMIT {
         facts.extend_from_slice(size_and_time(meta).as_bytes());
@@ -189,6 +216,10 @@ fn size_and_time(meta: &std::fs::Metadata) -> String {
     format!("{}:{}", meta.len(), mtime.as_nanos())
 }
 
+fn path_bytes<'a>(root: &Path, path: &'a Path) -> &'a [u8] {
+    path.strip_prefix(root).unwrap_or(path).as_os_str().as_encoded_bytes()
+}
+
 /// Raw data often links to files or folders kept elsewhere: links are
 /// followed (a changed target changes the digest), each folder once.
 fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<PathBuf>) -> anyhow::Result<()> {
@@ -197,10 +228,19 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<P
         return Ok(());
     }
     seen.push(canonical);
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("listing {}", dir.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("listing {}", dir.display()))?;
+    // A folder we may not read (a mount's root-owned lost+found) holds
+    // nothing a converter reads either: it counts as unreadable, not as an error.
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && dir != root => {
+            facts.extend_from_slice(path_bytes(root, dir));
+            facts.extend_from_slice(b":unreadable");
+            return Ok(());
+        }
+        Err(e) => return Err(e).with_context(|| format!("listing {}", dir.display())),
+    };
+    let mut entries: Vec<_> =
+        listing.collect::<Result<_, _>>().with_context(|| format!("listing {}", dir.display()))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
@@ -216,7 +256,7 @@ fn listing_digest(facts: &mut Vec<u8>, root: &Path, dir: &Path, seen: &mut Vec<P
         if meta.is_dir() {
             listing_digest(facts, root, &path, seen)?;
         } else {
-            facts.extend_from_slice(path.strip_prefix(root).unwrap_or(&path).as_os_str().as_encoded_bytes());
+            facts.extend_from_slice(path_bytes(root, &path));
             facts.extend_from_slice(size_and_time(&meta).as_bytes());
         }
     }
@@ -245,6 +285,25 @@ mod tests {
         // An existing output file without an extension has its stamp beside it.
         std::fs::write(d.join("stats"), "{}").unwrap();
         assert_eq!(stamp_path(&d.join("stats")), d.join(".stats.dak-stage.json"));
+    }
+
+    /// A shard or checkpoint file removed or replaced by hand is found from
+    /// the sizes its manifest or checkpoint.json wrote down.
+    #[test]
+    fn files_damaged_after_the_stamp_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(damaged_file(d), None);
+        std::fs::write(d.join("manifest.json"), r#"{"files": [{"path": "part-00000.parquet", "bytes": 3}]}"#).unwrap();
+        std::fs::write(d.join("checkpoint.json"), r#"{"file": "checkpoint-e0001.safetensors", "bytes": 2}"#).unwrap();
+        std::fs::write(d.join("part-00000.parquet"), "abc").unwrap();
+        std::fs::write(d.join("checkpoint-e0001.safetensors"), "ab").unwrap();
+        assert_eq!(damaged_file(d), None);
+        std::fs::write(d.join("checkpoint-e0001.safetensors"), "a").unwrap();
+        assert_eq!(damaged_file(d), Some(d.join("checkpoint-e0001.safetensors")));
+        std::fs::write(d.join("checkpoint-e0001.safetensors"), "ab").unwrap();
+        std::fs::remove_file(d.join("part-00000.parquet")).unwrap();
+        assert_eq!(damaged_file(d), Some(d.join("part-00000.parquet")));
     }
 
     /// One holder at a time, another process's or this one's; the file
