@@ -348,6 +348,11 @@ for path in sorted(pathlib.Path(sys.argv[1]).glob("*/*.pkl")):
     seq = pickle.load(open(path, "rb"), encoding="latin1")
     for actor, p2d in enumerate(seq["poses2d"]):
         xy = np.einsum("jk,nck->njc", W, p2d[:, :2, :])
+        # The head is the one ear detected (confidence > 0) when the other is not.
+        seen = p2d[:, 2, :] > 0
+        for ear, other in [(16, 17), (17, 16)]:
+            alone = seen[:, ear] & ~seen[:, other]
+            xy[alone, 10] = p2d[alone, :2, ear]
         out[f"{path.stem}/{actor}"] = [{"xy": frame.reshape(-1).tolist()} for frame in xy]
 json.dump(out, sys.stdout)
 "#;

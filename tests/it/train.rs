@@ -302,6 +302,13 @@ fn a_run_is_only_up_to_date_and_resumable_on_its_own_data() {
     assert!(!pe.status.success() && err.contains("losses.pe: 5.0 (10.0)") && err.contains("--force"), "{err}");
     let back = train(&out, &[&with_other[..], &["--resume", "--epochs", "2"]].concat());
     let err = String::from_utf8_lossy(&back.stderr);
-    assert!(!back.status.success() && err.contains("finished 4 epochs"), "{err}");
+    assert!(!back.status.success() && err.contains("2 epochs asked for, but the run has finished 4"), "{err}");
+    // A --config file with plain --resume changes only the keys it names:
+    // the rest are the run's, not the defaults.
+    ok(&train(&out, &[&with_other[..], &["--resume", "--config", more.to_str().unwrap()]].concat()));
+    std::fs::write(&more, "[losses]\nfd = 1.5\n").unwrap();
+    let wider = train(&out, &[&with_other[..], &["--resume", "--config", more.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&wider.stderr);
+    assert!(!wider.status.success() && err.contains("losses.fd: 1.5 (4.0)"), "{err}");
     assert_eq!(metrics(&out).len(), 4);
 }

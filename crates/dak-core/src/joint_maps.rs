@@ -57,7 +57,7 @@ pub const SMPL_JOINTS: usize = 24;
 /// OpenPose COCO-18 keypoints (nose, neck, r_sho, r_elb, r_wri, l_sho, l_elb,
 /// l_wri, r_hip, r_knee, r_ank, l_hip, l_knee, l_ank, r_eye, l_eye, r_ear,
 /// l_ear) → ours. Approximations: pelvis = mid-hips; spine = halfway between
-/// mid-hips and neck; thorax = OpenPose neck; neck/nose = nose; head = mid-ears.
+/// mid-hips and neck; thorax = OpenPose neck; neck/nose = nose; head = mid-ears (the one ear seen, in [`map_detections`]).
 /// Detector hips sit lower and wider than mocap hip centres, and mid-ears is
 /// below the Human3.6M head joint, so 2D from detectors carries that offset.
 pub const OPENPOSE18_TO_H36M17: [&[(usize, f64)]; NUM_JOINTS] = [
@@ -141,6 +141,36 @@ pub fn map_keypoints(
         map[i].iter().fold([0.0, 0.0], |acc, &(j, w)| [acc[0] + w * xy[j][0], acc[1] + w * xy[j][1]])
     });
     let conf = std::array::from_fn(|i| map[i].iter().map(|&(j, _)| confidence[j]).fold(f64::INFINITY, f64::min));
+    (points, conf)
+}
+
+/// Our head joint, which every detector map derives from the two ears.
+pub const HEAD: usize = 10;
+
+/// [`map_keypoints`] for a detector's keypoints, where a point counts as
+/// seen at confidence ≥ `min_confidence` (and above 0: 0 is "not
+/// detected"). The head is the one ear seen when the other is not: in a
+/// profile view the far ear goes undetected, and both ears project to
+/// nearly one point there anyway; mid-ears would put the head halfway to an
+/// undetected ear's (0, 0) or leave it unseen for the whole video.
+pub fn map_detections(
+    map: &[&[(usize, f64)]; NUM_JOINTS],
+    xy: &[[f64; 2]],
+    confidence: &[f64],
+    min_confidence: f64,
+) -> ([[f64; 2]; NUM_JOINTS], [f64; NUM_JOINTS]) {
+    let (mut points, mut conf) = map_keypoints(map, xy, confidence);
+    if let [(a, _), (b, _)] = map[HEAD] {
+        let seen = |i: usize| confidence[i] >= min_confidence && confidence[i] > 0.0;
+        let ear = match (seen(*a), seen(*b)) {
+            (true, false) => Some(*a),
+            (false, true) => Some(*b),
+            _ => None,
+        };
+        if let Some(ear) = ear {
+            (points[HEAD], conf[HEAD]) = (xy[ear], confidence[ear]);
+        }
+    }
     (points, conf)
 }
 

@@ -75,7 +75,7 @@ impl ConvertOptions {
         }
     }
 
-    /// Of the `subjects` found in the data, none passed the filters: say
+    /// Of the `subjects` found in the data's wanted splits, none passed the filters: say
     /// which flags matched nothing, not that files are missing. Subjects
     /// asked for and not there are named in a warning.
     pub(crate) fn check_subjects(&self, found: &[String], kept: usize) -> Result<()> {

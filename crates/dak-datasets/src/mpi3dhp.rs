@@ -197,14 +197,15 @@ pub fn convert(opts: &ConvertOptions, settings: &Mpi3dhpSettings, reporter: &dyn
         return Err(Error::Config { field: "cameras", reason: format!("3DHP has cameras 0–13, not {c}") });
     }
     opts.check_splits("3DHP", &["train", "test"])?;
-    let (all_train, all_test) = (discover_train(&opts.data_dir), discover_test(&opts.data_dir));
+    // The subjects of the splits asked for: a split whose files are not
+    // there is a missing input, not a filter that matched nothing.
+    let all_train = if opts.wants_split("train") { discover_train(&opts.data_dir) } else { Vec::new() };
+    let all_test = if opts.wants_split("test") { discover_test(&opts.data_dir) } else { Vec::new() };
     let mut found: Vec<String> = all_train.iter().map(|(s, _, _)| s.clone()).collect();
     found.dedup();
     found.extend(all_test.iter().map(|(s, _)| s.clone()));
-    let train: Vec<_> =
-        all_train.into_iter().filter(|(s, _, _)| opts.wants_split("train") && opts.wants_subject(s)).collect();
-    let test: Vec<_> =
-        all_test.into_iter().filter(|(s, _)| opts.wants_split("test") && opts.wants_subject(s)).collect();
+    let train: Vec<_> = all_train.into_iter().filter(|(s, _, _)| opts.wants_subject(s)).collect();
+    let test: Vec<_> = all_test.into_iter().filter(|(s, _)| opts.wants_subject(s)).collect();
     opts.check_subjects(&found, train.len() + test.len())?;
     if train.is_empty() && test.is_empty() {
         return Err(Error::MissingInput {

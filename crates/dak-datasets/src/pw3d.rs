@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use dak_core::camera::Intrinsics;
 use dak_core::joint_maps::{
-    map_keypoints, map_weighted, OPENPOSE18_TO_H36M17, OPENPOSE_JOINTS, SMPL24_TO_H36M17, SMPL_JOINTS,
+    map_detections, map_weighted, OPENPOSE18_TO_H36M17, OPENPOSE_JOINTS, SMPL24_TO_H36M17, SMPL_JOINTS,
 };
 use dak_core::skeleton::NUM_JOINTS;
 use dak_formats::pickle::{self, Value};
@@ -55,7 +55,8 @@ fn discover(opts: &ConvertOptions) -> Vec<Job> {
 
 pub fn convert(opts: &ConvertOptions, reporter: &dyn Reporter) -> Result<ConvertOutcome> {
     opts.check_splits("3DPW", &SPLITS)?;
-    let everything = ConvertOptions { subjects: Vec::new(), splits: Vec::new(), ..opts.clone() };
+    // Every sequence of the splits asked for (a split not there is a missing input).
+    let everything = ConvertOptions { subjects: Vec::new(), ..opts.clone() };
     let found: Vec<String> = discover(&everything).into_iter().map(|j| j.name).collect();
     let jobs = discover(opts);
     opts.check_subjects(&found, jobs.len())?;
@@ -214,7 +215,9 @@ fn sequence_batch(job: &Job, seq: &Pw3dSequence) -> Result<RecordBatch> {
             if let Some(poses2d) = &actor.poses2d {
                 let m = &poses2d.data[f * 3 * OPENPOSE_JOINTS..(f + 1) * 3 * OPENPOSE_JOINTS];
                 let xy: Vec<[f64; 2]> = (0..OPENPOSE_JOINTS).map(|k| [m[k], m[OPENPOSE_JOINTS + k]]).collect();
-                let (points, confidence) = map_keypoints(&OPENPOSE18_TO_H36M17, &xy, &m[2 * OPENPOSE_JOINTS..]);
+                // Seen = detected at all (confidence > 0), as OpenPose marks it.
+                let (points, confidence) =
+                    map_detections(&OPENPOSE18_TO_H36M17, &xy, &m[2 * OPENPOSE_JOINTS..], f64::MIN_POSITIVE);
                 for j in 0..NUM_JOINTS {
                     d[2 * j] = points[j][0] as f32;
                     d[2 * j + 1] = points[j][1] as f32;

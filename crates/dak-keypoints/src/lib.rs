@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dak_core::joint_maps::{map_keypoints, BODY25_TO_H36M17, COCO17_TO_H36M17, OPENPOSE18_TO_H36M17};
+use dak_core::joint_maps::{map_detections, BODY25_TO_H36M17, COCO17_TO_H36M17, OPENPOSE18_TO_H36M17};
 use dak_core::NUM_JOINTS;
 
 /// A keypoint file that cannot be read as what it claims to be.
@@ -60,30 +60,16 @@ fn bad(path: &Path, reason: impl Into<String>) -> Error {
     Error::Data { path: path.to_path_buf(), reason: reason.into() }
 }
 
-/// Detector keypoints through a weighted joint map; a derived joint is as
+/// Detector keypoints through a weighted joint map
+/// ([`dak_core::joint_maps::map_detections`]: a derived joint is as
 /// confident as its least confident source, except the head, which is the
-/// one ear above `min_confidence` when the other is below it.
+/// one ear seen when the other is not).
 fn map_detector(map: &[&[(usize, f64)]; NUM_JOINTS], k: &[Keypoint], min_confidence: f32) -> [Keypoint; NUM_JOINTS] {
     let xy: Vec<[f64; 2]> = k.iter().map(|p| [f64::from(p[0]), f64::from(p[1])]).collect();
     let confidence: Vec<f64> = k.iter().map(|p| f64::from(p[2])).collect();
-    let (points, confidence) = map_keypoints(map, &xy, &confidence);
-    let mut out: [Keypoint; NUM_JOINTS] =
-        std::array::from_fn(|j| [points[j][0] as f32, points[j][1] as f32, confidence[j] as f32]);
-    if let [(a, _), (b, _)] = map[HEAD] {
-        let seen = |i: usize| k[i][2] >= min_confidence && k[i][2] > 0.0;
-        if let Some(ear) = match (seen(*a), seen(*b)) {
-            (true, false) => Some(*a),
-            (false, true) => Some(*b),
-            _ => None,
-        } {
-            out[HEAD] = k[ear];
-        }
-    }
-    out
+    let (points, confidence) = map_detections(map, &xy, &confidence, f64::from(min_confidence));
+    std::array::from_fn(|j| [points[j][0] as f32, points[j][1] as f32, confidence[j] as f32])
 }
-
-/// Our head joint, which every detector map derives from the two ears.
-const HEAD: usize = 10;
 
 /// COCO-17 order: nose, l/r eye, l/r ear, l/r shoulder, l/r elbow, l/r wrist,
 /// l/r hip, l/r knee, l/r ankle. `min_confidence` as in [`fill`].
@@ -285,7 +271,7 @@ pub fn read_openpose(dir: &Path, min_confidence: f32) -> Result<KeypointTrack> {
 
 /// `(F, 17, 2|3)` from a `.npy` or a CSV with 34 or 51 values per row.
 pub fn read_array(path: &Path) -> Result<KeypointTrack> {
-    let (values, cols): (Vec<f64>, usize) = if path.extension().is_some_and(|e| e == "npy") {
+    let (values, cols): (Vec<f64>, usize) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         let array = match dak_formats::npy::read(path).map_err(|e| bad(path, e.to_string()))? {
             dak_formats::npy::Npy::Array(a) => a,
             dak_formats::npy::Npy::Object(_) => return Err(bad(path, "holds pickled objects, not a numeric array")),
@@ -440,6 +426,7 @@ pub fn fill(track: &KeypointTrack, min_confidence: f32) -> Result<(Vec<Frame2d>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dak_core::joint_maps::HEAD;
 
     fn coco() -> [Keypoint; 17] {
         std::array::from_fn(|i| [i as f32 * 10.0, i as f32 * 20.0, 0.9])

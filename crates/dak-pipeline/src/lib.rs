@@ -128,6 +128,8 @@ pub fn parse_document(file: &Path, text: &str, overrides: &[(String, String)]) -
         ctx.err(offset, format!("not valid TOML: {}", e.message().trim()))
     })?;
     let (mut name, mut vars, mut stages) = (None, BTreeMap::new(), None);
+    // Where each var is defined, for errors in its value.
+    let mut var_at: BTreeMap<String, usize> = BTreeMap::new();
     for (key, value) in doc.get_ref().iter() {
         match key.get_ref().as_ref() {
             "pipeline" => {
@@ -150,6 +152,7 @@ pub fn parse_document(file: &Path, text: &str, overrides: &[(String, String)]) -
             "vars" => {
                 for (k, v) in as_table(&ctx, (key, value))?.iter() {
                     vars.insert(k.get_ref().to_string(), scalar_text(&ctx, (k, v))?);
+                    var_at.insert(k.get_ref().to_string(), k.span().start);
                 }
             }
             "stage" => stages = Some(value),
@@ -172,7 +175,7 @@ pub fn parse_document(file: &Path, text: &str, overrides: &[(String, String)]) -
         }
         vars.insert(k.clone(), v.clone());
     }
-    let vars = expand_vars(&ctx, vars)?;
+    let vars = expand_vars(&ctx, vars, &var_at)?;
     let stages_value = stages.ok_or_else(|| ctx.err(0, "no [[stage]] tables"))?;
     let DeValue::Array(items) = stages_value.get_ref() else {
         return Err(ctx.err(stages_value.span().start, "`stage` must be an array of tables: write [[stage]]"));
@@ -228,18 +231,23 @@ fn scalar_text(ctx: &Ctx, (k, v): Entry) -> Result<String, SpecError> {
 
 /// `[vars]` values may name other vars (`runs = "${root}/runs"`), after a
 /// `--set` too; each is expanded until none is left, and a cycle is an error.
-fn expand_vars(ctx: &Ctx, mut vars: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, SpecError> {
+fn expand_vars(
+    ctx: &Ctx,
+    mut vars: BTreeMap<String, String>,
+    var_at: &BTreeMap<String, usize>,
+) -> Result<BTreeMap<String, String>, SpecError> {
     for _ in 0..=vars.len() {
         if !vars.values().any(|v| v.contains("${")) {
             return Ok(vars);
         }
         let before = vars.clone();
-        for value in vars.values_mut() {
-            *value = substitute(ctx, 0, value, &before)?;
+        for (name, value) in vars.iter_mut() {
+            *value = substitute(ctx, var_at.get(name).copied().unwrap_or(0), value, &before)?;
         }
     }
     let cyclic: Vec<&str> = vars.iter().filter(|(_, v)| v.contains("${")).map(|(k, _)| k.as_str()).collect();
-    Err(ctx.err(0, format!("[vars] {} refer to each other in a cycle", cyclic.join(", "))))
+    let at = cyclic.first().and_then(|k| var_at.get(*k)).copied().unwrap_or(0);
+    Err(ctx.err(at, format!("[vars] {} refer to each other in a cycle", cyclic.join(", "))))
 }
 
 /// `${name}` replaced from `vars`.
@@ -357,6 +365,9 @@ mod tests {
         assert_eq!(set.stages[0].argv[3], "/scratch/runs/x");
         let cycle = format!("[vars]\nroot = \"${{runs}}\"\nruns = \"${{root}}/runs\"\n{STAGE}");
         let err = doc(&cycle, &[]).unwrap_err().to_string();
-        assert!(err.contains("cycle") && err.contains("root") && err.contains("runs"), "{err}");
+        assert!(err.contains("p.toml:2:") && err.contains("cycle") && err.contains("root, runs"), "{err}");
+        let undefined = format!("[vars]\nroot = \"/data\"\nruns = \"${{rot}}/runs\"\n{STAGE}");
+        let err = doc(&undefined, &[]).unwrap_err().to_string();
+        assert!(err.contains("p.toml:3:") && err.contains("`${rot}` is not defined"), "{err}");
     }
 }

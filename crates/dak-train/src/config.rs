@@ -113,7 +113,8 @@ pub struct TrainConfig {
     /// with its mirrored twin at evaluation.
     pub flip: bool,
     pub input_2d: Input2d,
-    /// Stride of the training windows (T: non-overlapping, as MixSTE).
+    /// Stride of the training windows (T: non-overlapping, as MixSTE); 0
+    /// reads as 1 (runs stored with it resume), the flag refuses it.
     pub stride: Option<usize>,
     /// Which frames train; a table that leaves `splits` out keeps `["train"]`.
     #[serde(deserialize_with = "train_filter")]
@@ -194,9 +195,6 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(Error::Config { field: "epochs", reason: "must be at least 1".into() });
         }
-        if self.stride == Some(0) {
-            return Err(Error::Config { field: "stride", reason: "must be at least 1 frame".into() });
-        }
         if self.batch_size == 0 {
             return Err(Error::Config { field: "batch_size", reason: "must be at least 1".into() });
         }
@@ -256,7 +254,6 @@ mod tests {
     fn impossible_sizes_are_refused_by_name() {
         let bad = |c: TrainConfig| c.validate().unwrap_err().to_string();
         let d = TrainConfig::default();
-        assert!(bad(TrainConfig { stride: Some(0), ..d.clone() }).contains("stride"));
         let joints = bad(TrainConfig { model: ModelConfig { joints: 16, ..d.model.clone() }, ..d.clone() });
         assert!(joints.contains("joints 16"), "{joints}");
         d.validate().unwrap();

@@ -121,7 +121,7 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub input_2d: Option<Input2dArg>,
     /// Stride of training windows [default: T].
-    #[arg(long)]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub stride: Option<usize>,
     /// Training datasets (all when empty).
     #[arg(long, value_delimiter = ',')]
@@ -223,6 +223,29 @@ impl TrainArgs {
             _ => TrainConfig::default(),
         };
         self.config_over(base)
+    }
+
+    /// What the command asks of a run being resumed: the `--config` file's
+    /// keys over the run's own configuration (a key it leaves out is the
+    /// run's, not the default), then the flags.
+    fn config_over_run(&self, run: &TrainConfig) -> anyhow::Result<TrainConfig> {
+        let Some(text) = self.config_text()? else { return self.config_over(run.clone()) };
+        fn merge(base: &mut serde_json::Value, over: serde_json::Value) {
+            match (base, over) {
+                (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+                    for (k, v) in o {
+                        merge(b.entry(k).or_insert(serde_json::Value::Null), v);
+                    }
+                }
+                (b, o) => *b = o,
+            }
+        }
+        let table: toml::Table =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", self.config_display()))?;
+        let mut merged = serde_json::to_value(run)?;
+        merge(&mut merged, serde_json::to_value(table)?);
+        let config = serde_json::from_value(merged).map_err(|e| anyhow::anyhow!("{}: {e}", self.config_display()))?;
+        self.config_over(config)
     }
 
     /// The epochs a flag or the `--config` file asks for, if any.
@@ -473,10 +496,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         };
         // The run goes on as it was configured: a flag (or a --config file)
         // that says otherwise is a mistake to name, not to drop in silence.
-        let requested = match &args.config {
-            Some(_) => args.config()?,
-            None => args.config_over(info.config.clone())?,
-        };
+        let requested = args.config_over_run(&info.config)?;
         let differ = dak_io::manifest::value_differences(
             "",
             &serde_json::to_value(&info.config)?,
@@ -492,7 +512,11 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         }
         let epochs = args.epochs_given()?.unwrap_or(info.config.epochs);
         if epochs < info.epoch {
-            bail!("{}: --epochs {epochs}, but the run has finished {} epochs already", out.display(), info.epoch);
+            bail!(
+                "{}: {epochs} epochs asked for, but the run has finished {} epochs already",
+                out.display(),
+                info.epoch
+            );
         }
         let c = TrainConfig { epochs, ..info.config.clone() };
         if !same_data(&info, &c)? {

@@ -132,11 +132,24 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
 /// numbers by value (`5e-4` is `0.0005`). The subcommand words and the
 /// positional arguments keep their places.
 pub(crate) fn what_it_computes(argv: &[String]) -> Vec<String> {
-    let number = |v: &str| match v.parse::<f64>() {
-        Ok(x) if x.is_finite() => format!("{x:?}"),
+    // Integers as integers (seeds above 2^53 stay apart), decimals by value.
+    let number = |v: &str| match (v.parse::<i64>(), v.parse::<f64>()) {
+        (Ok(n), _) => n.to_string(),
+        (_, Ok(x)) if x.is_finite() && v.contains(['.', 'e', 'E']) => format!("{x:?}"),
         _ => v.to_string(),
     };
     let lead = argv.iter().take_while(|a| !a.starts_with("--")).count();
+    // Which flags take a value, from the command's own definition: a
+    // switch before the positional arguments must not take one of them.
+    let mut app = <crate::app::Dak as clap::CommandFactory>::command();
+    app.build();
+    let command = argv[..lead].iter().try_fold(&app, |c, w| c.find_subcommand(w));
+    let takes_value = |flag: &str| -> bool {
+        let long = flag.trim_start_matches("--");
+        command
+            .and_then(|c| c.get_arguments().find(|a| a.get_long() == Some(long)))
+            .is_none_or(|a| a.get_action().takes_values())
+    };
     let mut out: Vec<String> = argv[..lead].to_vec();
     let mut flags: Vec<(String, Option<String>)> = Vec::new();
     let mut rest = argv[lead..].iter().peekable();
@@ -149,7 +162,11 @@ pub(crate) fn what_it_computes(argv: &[String]) -> Vec<String> {
             Some((f, v)) => (f.to_string(), Some(v.to_string())),
             None => (a.clone(), None),
         };
-        let value = inline.or_else(|| rest.next_if(|v| !v.starts_with("--")).cloned());
+        let value = match inline {
+            Some(v) => Some(v),
+            None if takes_value(&flag) => rest.next_if(|v| !v.starts_with("--")).cloned(),
+            None => None,
+        };
         if flag != "--device" {
             flags.push((flag, value.as_deref().map(number)));
         }
@@ -270,8 +287,12 @@ mod tests {
     fn settings_compare_by_what_they_say() {
         let argv = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
         let same = |a: &str, b: &str| what_it_computes(&argv(a)) == what_it_computes(&argv(b));
-        assert!(same("augment fit --lr 5e-4 --no-flip --steps 10", "augment fit --steps 10.0 --no-flip --lr 0.0005"));
-        assert!(same("prep merge --quiet out", "prep merge --quiet out"));
+        assert!(same("augment fit --lr 5e-4 --force --steps 10", "augment fit --steps 10 --force --lr 0.0005"));
+        assert!(!same("augment fit --steps 10", "augment fit --steps 10.0"), "integers stay integers");
+        // A switch before a positional argument does not take it as its value.
+        assert!(same("prep stats --quiet --json j.json shards/a", "prep stats --json j.json --quiet shards/a"));
+        assert!(!same("prep stats --quiet shards/a", "prep stats --quiet shards/b"));
+        assert!(!same("augment fit --seed 9007199254740993", "augment fit --seed 9007199254740992"));
         assert!(!same("augment fit --lr 5e-4", "augment fit --lr 5e-3"));
         assert!(!same("augment fit --lr 5e-4", "augment fit --lr 5e-4 --no-flip"));
         assert!(!same("prep merge a", "prep merge b"));
