@@ -7,6 +7,7 @@
 
 pub mod bones;
 pub mod camera;
+pub mod gaps;
 pub mod joint_maps;
 pub mod metrics;
 pub mod skeleton;

@@ -400,24 +400,14 @@ pub fn fill(track: &KeypointTrack, min_confidence: f32) -> Result<(Vec<Frame2d>,
             ));
         }
         let mut k = 0;
-        for f in 0..n {
-            while k + 1 < seen.len() && seen[k + 1].0 <= f {
+        for (f, p) in dak_core::gaps::interpolate_track(&seen, n).into_iter().enumerate() {
+            out[f][j] = p;
+            if seen.get(k).is_some_and(|&(s, _)| s == f) {
                 k += 1;
-            }
-            let (f0, p0) = seen[k];
-            out[f][j] = if f0 == f {
-                p0
             } else {
                 filled[f][j] = true;
                 report.filled_joints += 1;
-                match seen.get(k + 1) {
-                    Some(&(f1, p1)) if f0 < f => {
-                        let t = (f - f0) as f32 / (f1 - f0) as f32;
-                        [p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t]
-                    }
-                    _ => p0,
-                }
-            };
+            }
         }
     }
     Ok((out, filled, report))

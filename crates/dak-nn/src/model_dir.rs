@@ -42,7 +42,7 @@ pub fn save<C: Serialize>(
     // What a killed save left: full-size weights under temporary names.
     for entry in std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_temporary(&name) || dak_io::atomic::final_name_of_tmp(&name).is_some() {
+        if is_temporary(&name) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -84,10 +84,10 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<()
 
 const TMP_SAFETENSORS: &str = ".tmp.safetensors";
 
-/// Whether `name` is the temporary of [`write_safetensors`] (left behind
-/// only by a killed process).
+/// Whether `name` is a temporary a killed writer left: of
+/// [`write_safetensors`], or of any other atomic write (`.NAME.pPID-N.tmp`).
 pub fn is_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TMP_SAFETENSORS)
+    name.starts_with('.') && name.ends_with(TMP_SAFETENSORS) || dak_io::atomic::final_name_of_tmp(name).is_some()
 }
 
 /// Read `model.json` of `dir`, checking it holds a `kind` model.

@@ -123,22 +123,8 @@ fn fill_undetected(frames: &mut [FrameRow]) -> usize {
             never += 1;
             continue;
         }
-        let mut k = 0;
-        for (f, row) in frames.iter_mut().enumerate() {
-            while k + 1 < seen.len() && seen[k + 1].0 <= f {
-                k += 1;
-            }
-            if !missing(row) {
-                continue;
-            }
-            let (f0, p0) = seen[k];
-            let p = match seen.get(k + 1) {
-                Some(&(f1, p1)) if f0 < f => {
-                    let t = (f - f0) as f32 / (f1 - f0) as f32;
-                    [p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t]
-                }
-                _ => p0,
-            };
+        let track = dak_core::gaps::interpolate_track(&seen, frames.len());
+        for (row, p) in frames.iter_mut().zip(track).filter(|(row, _)| missing(row)) {
             row.input_px[2 * j..2 * j + 2].copy_from_slice(&p);
         }
     }

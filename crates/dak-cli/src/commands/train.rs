@@ -568,7 +568,7 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         // again. Temporaries are what a killed run was writing.
         std::fs::remove_dir_all(run::export_dir(&out)).ok();
         for entry in std::fs::read_dir(&out)?.flatten() {
-            if is_temporary(&entry.file_name().to_string_lossy()) {
+            if dak_nn::model_dir::is_temporary(&entry.file_name().to_string_lossy()) {
                 std::fs::remove_file(entry.path()).ok();
             }
         }
@@ -605,19 +605,13 @@ fn check_dirs_if_any(dirs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A file a killed run was writing: weights, or anything else written
-/// through a temporary (checkpoint index, metrics, configuration).
-fn is_temporary(name: &str) -> bool {
-    dak_nn::model_dir::is_temporary(name) || dak_io::atomic::final_name_of_tmp(name).is_some()
-}
-
 /// Remove what a previous run wrote (only files dak-train writes).
 fn clear_run(out: &Path) -> anyhow::Result<()> {
     std::fs::remove_file(out.join(checkpoint::CHECKPOINT_JSON)).ok();
     for entry in std::fs::read_dir(out)?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with("checkpoint-e")
-            || is_temporary(&name)
+            || dak_nn::model_dir::is_temporary(&name)
             || name == run::METRICS
             || name == run::CONFIG
             || name == "curves.png"

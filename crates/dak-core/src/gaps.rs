@@ -1,0 +1,35 @@
+//! Filling the frames where a 2D joint was not seen, shared by user
+//! keypoints (`dak-keypoints`) and detected 2D in shards (`dak-train`).
+
+/// The point of every frame `0..len` from the frames where it was seen
+/// (`seen`: (frame, point), frames ascending, at least one): seen frames
+/// keep their point, frames between two seen ones are interpolated
+/// linearly, frames before the first and after the last hold its point.
+pub fn interpolate_track(seen: &[(usize, [f32; 2])], len: usize) -> Vec<[f32; 2]> {
+    assert!(!seen.is_empty(), "a track needs a frame where the point was seen");
+    let mut out = Vec::with_capacity(len);
+    let mut k = 0;
+    for f in 0..len {
+        while k + 1 < seen.len() && seen[k + 1].0 <= f {
+            k += 1;
+        }
+        let (f0, p0) = seen[k];
+        out.push(match seen.get(k + 1) {
+            Some(&(f1, p1)) if f0 < f => {
+                let t = (f - f0) as f32 / (f1 - f0) as f32;
+                [p0[0] + (p1[0] - p0[0]) * t, p0[1] + (p1[1] - p0[1]) * t]
+            }
+            _ => p0,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gaps_are_interpolated_and_ends_held() {
+        let track = super::interpolate_track(&[(1, [10.0, 0.0]), (4, [40.0, 3.0])], 6);
+        assert_eq!(track, [[10.0, 0.0], [10.0, 0.0], [20.0, 1.0], [30.0, 2.0], [40.0, 3.0], [40.0, 3.0]]);
+    }
+}
