@@ -106,6 +106,7 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
         !target_cameras.is_empty()
             && target_cameras.iter().all(|t| source_cameras.iter().all(|s| s.intrinsics != t.intrinsics))
     );
+    let mut drawn = Vec::new();
     for mode in ["structure", "sma", "dma"] {
         let dir = out.path().join(mode);
         ok(&sample(mode, &dir, &[]));
@@ -128,6 +129,12 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
             for i in 0..clips.len() {
                 ids.push(clips.clip_id.value(i));
                 assert_eq!(clips.mode.value(i), mode);
+                drawn.push((
+                    mode,
+                    clips.source_sequence.value(i).to_string(),
+                    clips.source_start_frame.value(i),
+                    format!("{:?}", clips.intrinsics(i)),
+                ));
                 assert_eq!(clips.num_frames.value(i), 27);
                 assert_eq!(clips.source_dataset.value(i), "demo-source", "augmentors learn from the training split");
                 // The stored 2D is the projection of the stored 3D with the stored camera.
@@ -170,6 +177,13 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
         assert_eq!((counts["mode"].as_str(), counts["clips"].as_f64()), (Some(mode), Some(40.0)), "{counts}");
         assert_eq!(counts["frames"].as_f64(), Some(40.0 * 27.0));
     }
+    // One --seed for every mode (as pipelines have it) draws each mode's
+    // references and cameras independently: clip i of SMA and of structure
+    // augmentation are not views of one reference through one camera.
+    let of = |mode: &str| drawn.iter().filter(|d| d.0 == mode).map(|d| (&d.1, d.2, &d.3)).collect::<Vec<_>>();
+    let (structure, sma) = (of("structure"), of("sma"));
+    let same = structure.iter().zip(&sma).filter(|(a, b)| a == b).count();
+    assert!(same < 10, "{same} of 40 clips share reference and camera across modes");
 }
 
 #[test]

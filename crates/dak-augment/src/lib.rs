@@ -40,6 +40,15 @@ pub fn item_rng(seed: u64, stream: u64, index: u64) -> rand_chacha::ChaCha8Rng {
     rng
 }
 
+/// The seed a mode's clips are drawn with: `seed` mixed with the mode's
+/// name (FNV-1a). With one `--seed` for every mode, as pipelines have it,
+/// SMA and DMA clip i would otherwise share their reference window and
+/// camera, and training on both would see each pair twice over.
+pub fn mode_seed(seed: u64, mode: &str) -> u64 {
+    let name = mode.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    seed ^ name
+}
+
 /// Bits of [`item_rng`]'s ChaCha stream number given to the item index; the
 /// rest name the purpose (`sampling::streams`).
 const ITEM_BITS: u32 = 56;
@@ -61,5 +70,8 @@ mod tests {
         assert_ne!(item_rng(7, 2, 0).next_u64(), item_rng(7, 1, 0).next_u64());
         assert_ne!(item_rng(8, 1, 0).next_u64(), item_rng(7, 1, 0).next_u64());
         assert_eq!(item_rng(7, 1, 5).next_u64(), item_rng(7, 1, 5).next_u64());
+        let modes = ["structure", "sma", "dma"].map(|m| super::mode_seed(7, m));
+        assert!(modes[0] != modes[1] && modes[1] != modes[2] && modes[0] != modes[2], "{modes:?}");
+        assert_eq!(super::mode_seed(7, "sma"), super::mode_seed(7, "sma"));
     }
 }

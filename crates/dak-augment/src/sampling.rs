@@ -189,14 +189,15 @@ impl SamplingRun<'_> {
     }
 
     /// Statistics of up to `count` source windows of the clip length, drawn
-    /// with the run's seed: the baseline a report compares against.
-    pub fn source_statistics(&self, count: u64) -> Result<ClipStatistics> {
+    /// with `seed`: the baseline a report compares against, the same for
+    /// every mode given the user's seed.
+    pub fn source_statistics(&self, count: u64, seed: u64) -> Result<ClipStatistics> {
         let windows = self.library.windows(self.clip_frames)?;
         let per: Vec<StatisticsAccumulator> = (0..count)
             .into_par_iter()
             .map(|i| {
                 let mut acc = StatisticsAccumulator::default();
-                acc.add(&windows.sample(&mut item_rng(self.seed, streams::SOURCE_STATS, i)).poses);
+                acc.add(&windows.sample(&mut item_rng(seed, streams::SOURCE_STATS, i)).poses);
                 acc
             })
             .collect();

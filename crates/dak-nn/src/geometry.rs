@@ -151,6 +151,23 @@ pub fn rotate(w: &Tensor, v: &Tensor) -> Tensor {
     v * theta.cos() + cross * theta.sin() + k_b * dot * (1.0 - theta.cos())
 }
 
+/// Unit vectors `a` `(..., 3)` turned toward unit vectors `b` by the
+/// fraction `t` (broadcastable, trailing axis 1) of the angle between them,
+/// about their common normal: spherical interpolation, at constant angular
+/// speed. Opposite vectors have no common normal; they turn about an axis
+/// perpendicular to `a`. Finite, and with finite gradients, everywhere.
+pub fn slerp(a: &Tensor, b: &Tensor, t: &Tensor) -> Tensor {
+    let normal = a.cross(b, -1);
+    let sin = ((&normal * &normal).sum_dim_intlist(-1, true, None::<Kind>) + 1e-12).sqrt();
+    let cos = (a * b).sum_dim_intlist(-1, true, None::<Kind>);
+    // a × (the coordinate axis a leans on least) is far from zero.
+    let least = Tensor::zeros_like(a).scatter_value(-1, &a.abs().argmin(-1, true), 1.0);
+    let opposite = sin.lt(1e-3).logical_and(&cos.lt(0.0));
+    let axis = normalize(&a.cross(&least, -1)).where_self(&opposite, &(normal / &sin));
+    let turn = axis * sin.atan2(&cos) * t;
+    rotate(&turn, &a.expand_as(&turn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +288,35 @@ mod tests {
         let x = clips_to_tensor(&refs, Device::Cpu);
         let back = forward_kinematics(&x.select(-2, 0), &bone_vectors(&x));
         assert!(f64::try_from((back - &x).abs().max()).unwrap() < 1e-9);
+    }
+
+    /// Slerp turns at constant speed, ends on b, and stays finite (values
+    /// and gradients) for equal and for opposite directions.
+    #[test]
+    fn slerp_turns_at_constant_speed_even_between_opposite_directions() {
+        let opts = (Kind::Double, tch::Device::Cpu);
+        let a = Tensor::from_slice(&[1.0, 0.0, 0.0, 0.0, 0.6, 0.8, 0.0, 0.0, 1.0]).view([3, 3]);
+        let b = Tensor::from_slice(&[0.0, 1.0, 0.0, 0.0, -0.6, -0.8, 0.0, 0.0, 1.0]).view([3, 3]);
+        let (a, b) = (a.unsqueeze(0).set_requires_grad(true), b.unsqueeze(0).set_requires_grad(true));
+        let t = Tensor::linspace(0.0, 1.0, 5, opts).view([5, 1, 1]);
+        let s = slerp(&a, &b, &t);
+        let a_t = a.expand_as(&s);
+        let cos = (&s * &a_t).sum_dim_intlist(-1, false, None::<Kind>);
+        let angle = norm_last(&s.cross(&a_t, -1)).squeeze_dim(-1).atan2(&cos);
+        let angle_from_a = Vec::<f64>::try_from(angle.flatten(0, -1)).unwrap();
+        let right = [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| t * std::f64::consts::FRAC_PI_2);
+        let half_turn = [0.0, 0.25, 0.5, 0.75, 1.0].map(|t| t * std::f64::consts::PI);
+        for k in 0..5 {
+            assert!((angle_from_a[3 * k] - right[k]).abs() < 1e-6, "{angle_from_a:?}");
+            assert!((angle_from_a[3 * k + 1] - half_turn[k]).abs() < 1e-5, "{angle_from_a:?}");
+            assert!(angle_from_a[3 * k + 2].abs() < 1e-9, "equal vectors stay put: {angle_from_a:?}");
+        }
+        let norms = norm_last(&s);
+        assert!(f64::try_from((norms - 1.0).abs().max()).unwrap() < 1e-9, "unit length throughout");
+        assert!(f64::try_from((s.get(4) - b.get(0)).abs().max()).unwrap() < 1e-5, "ends on b");
+        s.sum(Kind::Double).backward();
+        for g in [a.grad(), b.grad()] {
+            assert!(bool::try_from(g.isfinite().all()).unwrap(), "{g}");
+        }
     }
 }

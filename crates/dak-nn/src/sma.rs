@@ -20,7 +20,9 @@ use tch::nn::{self, Module, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
-use crate::geometry::{bone_vectors, clips_to_tensor, forward_kinematics, norm_last, normalize, rotate, NUM_BONES};
+use crate::geometry::{
+    bone_vectors, clips_to_tensor, forward_kinematics, norm_last, normalize, rotate, slerp, NUM_BONES,
+};
 
 pub const KIND: &str = "sma";
 pub const DISCRIMINATOR_FILE: &str = "discriminator.safetensors";
@@ -47,6 +49,28 @@ pub struct SmaConfig {
     pub max_root_residual_mm: f64,
     /// Clips are pushed away from the camera until every joint is this deep.
     pub min_depth_mm: f64,
+    /// How the base motion turns each bone from its first to its target
+    /// direction. A `model.json` without it predates `slerp`: `lerp`.
+    #[serde(default = "BaseMotion::before_slerp")]
+    pub base_motion: BaseMotion,
+}
+
+/// The base motion the motion generator's residuals are added to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseMotion {
+    /// Constant angular speed about the two directions' common normal.
+    Slerp,
+    /// The two directions blended linearly and renormalised: what models
+    /// fitted before `slerp` learnt their residuals on. It turns fastest
+    /// mid-clip, and opposite directions pass through a zero-length bone.
+    Lerp,
+}
+
+impl BaseMotion {
+    fn before_slerp() -> Self {
+        BaseMotion::Lerp
+    }
 }
 
 impl Default for SmaConfig {
@@ -61,6 +85,7 @@ impl Default for SmaConfig {
             max_motion_residual_deg: 10.0,
             max_root_residual_mm: 50.0,
             min_depth_mm: 1000.0,
+            base_motion: BaseMotion::Slerp,
         }
     }
 }
@@ -232,7 +257,11 @@ impl Sma {
         let time = (Tensor::arange(t, (Kind::Float, self.device)) / (t - 1) as f64).view([1, t, 1]);
         let bump = (&time * PI).sin();
         let w = time.unsqueeze(-1);
-        let base = normalize(&(dir_first.unsqueeze(1) * (1.0 - &w) + target_dirs.unsqueeze(1) * &w));
+        let (from, to) = (dir_first.unsqueeze(1), target_dirs.unsqueeze(1));
+        let base = match c.base_motion {
+            BaseMotion::Slerp => slerp(&from, &to, &w),
+            BaseMotion::Lerp => normalize(&(&from * (1.0 - &w) + &to * &w)),
+        };
         let condition = Tensor::cat(&[dir_first.flatten(1, -1), target_dirs.flatten(1, -1), z(2)], 1)
             .unsqueeze(1)
             .expand([b, t, 2 * DIRS as i64 + nz], false);

@@ -100,6 +100,19 @@ fn sma_fit_runs_finite_and_the_model_reloads_identically() {
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.poses, y.poses);
     }
+    // A model.json from before `base_motion` samples on the base it was fitted on.
+    let header = dir.path().join("model.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&header).unwrap()).unwrap();
+    assert_eq!(json["config"]["base_motion"], "slerp");
+    json["config"].as_object_mut().unwrap().remove("base_motion");
+    std::fs::write(&header, json.to_string()).unwrap();
+    let old = Sma::load(dir.path(), Device::Cpu).unwrap();
+    assert_eq!(old.config.base_motion, crate::sma::BaseMotion::Lerp);
+    let c = SmaGenerator { sma: &old, windows: lib.windows(9).unwrap(), structure, seed: 3 }.generate(0..4).unwrap();
+    let apart = |f: usize| (0..NUM_JOINTS).map(|j| (c[0].poses[f][j] - a[0].poses[f][j]).norm()).fold(0.0, f64::max);
+    assert!(apart(0) < 1e-3, "both start at the reference: {} mm apart", apart(0));
+    // (Mid-clip, t = ½, the two agree by symmetry; a quarter in, they do not.)
+    assert!(apart(2) > 1e-2, "the frames between differ: {} mm apart", apart(2));
     // The wrong kind of model is refused, naming the file.
     let err = Dma::load(dir.path(), Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("model.json") && err.contains("`sma` model"), "{err}");

@@ -137,7 +137,8 @@ pub struct SampleArgs {
     /// Number of synthetic clips.
     #[arg(long, default_value_t = 1000)]
     pub clips: u64,
-    /// Random seed: the same seed gives the same clips.
+    /// Random seed: the same seed gives the same clips. Each mode mixes its
+    /// name in, so the modes' clips of one seed are drawn independently.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Clip length T (default: the SMA or DMA model's, else 27).
@@ -250,26 +251,27 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let library = args.source.load()?;
     let cameras = CameraPool::from_records(library.cameras())?;
+    let seed = dak_augment::mode_seed(args.seed, &mode_name);
     let run = SamplingRun {
         library: &library,
         cameras: &cameras,
         jitter,
         clips: args.clips,
         clip_frames,
-        seed: args.seed,
+        seed,
         chunk: args.chunk,
         clips_per_file: args.clips_per_file,
         shard,
     };
     let mut generator: Box<dyn Generator> = match args.mode {
         Mode::Structure => {
-            Box::new(StructureGenerator { windows: library.windows(clip_frames)?, config: structure, seed: args.seed })
+            Box::new(StructureGenerator { windows: library.windows(clip_frames)?, config: structure, seed })
         }
         Mode::Sma => Box::new(SmaGenerator {
             sma: sma.as_ref().expect("loaded above"),
             windows: library.windows(clip_frames)?,
             structure,
-            seed: args.seed,
+            seed,
         }),
         Mode::Dma => {
             let dma = dma.as_ref().expect("loaded above");
@@ -278,7 +280,7 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
                 windows: library.windows(dma.config.reference_frames)?,
                 offsets,
                 clip_frames,
-                seed: args.seed,
+                seed,
             };
             let range = generator.offset_range()?;
             tracing::info!(
@@ -304,7 +306,7 @@ pub fn sample(args: SampleArgs, quiet: bool) -> anyhow::Result<()> {
     };
     let bars = Bars::new(quiet);
     let outcome = run.run(generator.as_mut(), projector.as_mut(), &mut writer, &bars)?;
-    let source = run.source_statistics(args.source_stats_clips)?;
+    let source = run.source_statistics(args.source_stats_clips, args.seed)?;
     let report = Report {
         mode: mode_name,
         clips: args.clips,
@@ -455,6 +457,7 @@ pub fn fit(args: FitArgs, quiet: bool) -> anyhow::Result<()> {
                 max_motion_residual_deg: args.max_motion_residual_deg,
                 max_root_residual_mm: args.max_root_residual_mm,
                 min_depth_mm: args.min_depth_mm,
+                base_motion: dak_nn::sma::BaseMotion::Slerp,
             };
             let d = SmaFitSettings::default();
             let settings = SmaFitSettings {
