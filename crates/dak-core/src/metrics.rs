@@ -88,22 +88,20 @@ pub fn p_mpjpe(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
     Ok(mean(&p_mpjpe_per_frame(pred, gt)?))
 }
 
-/// N-MPJPE: MPJPE after the optimal per-frame scale of the prediction
+/// N-MPJPE of one frame: MPJPE after the optimal scale of the prediction
 /// (VideoPose3D `n_mpjpe`: s = Σ gt·pred / Σ pred·pred).
+pub fn frame_n_mpjpe(pred: &Pose3, gt: &Pose3) -> f64 {
+    let num: f64 = pred.iter().zip(gt).map(|(p, g)| p.dot(g)).sum();
+    let den: f64 = pred.iter().map(|p| p.norm_squared()).sum();
+    let s = if den > 0.0 { num / den } else { 0.0 };
+    let scaled: Pose3 = std::array::from_fn(|j| pred[j] * s);
+    frame_mpjpe(&scaled, gt)
+}
+
+/// N-MPJPE: MPJPE after the optimal per-frame scale of the prediction.
 pub fn n_mpjpe(pred: &[Pose3], gt: &[Pose3]) -> Result<f64, GeometryError> {
     check_same_len(pred, gt)?;
-    let per_frame: Vec<f64> = pred
-        .iter()
-        .zip(gt)
-        .map(|(p, g)| {
-            let num: f64 = p.iter().zip(g).map(|(p, g)| p.dot(g)).sum();
-            let den: f64 = p.iter().map(|p| p.norm_squared()).sum();
-            let s = if den > 0.0 { num / den } else { 0.0 };
-            let scaled: Pose3 = std::array::from_fn(|j| p[j] * s);
-            frame_mpjpe(&scaled, g)
-        })
-        .collect();
-    Ok(mean(&per_frame))
+    Ok(mean(&pred.iter().zip(gt).map(|(p, g)| frame_n_mpjpe(p, g)).collect::<Vec<_>>()))
 }
 
 /// MPJVE: mean error of the first differences (per-frame velocities), mm/frame.
@@ -152,6 +150,130 @@ pub fn auc(pred: &[Pose3], gt: &[Pose3], joints: &[usize]) -> Result<f64, Geomet
     Ok(sum / f64::from(n))
 }
 
+/// One frame's errors: every summary metric is the mean of these over
+/// frames (PCK and AUC as hit counts over the frames' joints).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameErrors {
+    pub mpjpe: f64,
+    pub p_mpjpe: f64,
+    pub n_mpjpe: f64,
+    /// Of the PCK joints, how many are closer than [`PCK_THRESHOLD_MM`].
+    pub pck_hits: usize,
+    /// The same, summed over the AUC thresholds.
+    pub auc_hits: usize,
+    /// How many PCK joints the frame has.
+    pub joints: usize,
+}
+
+impl FrameErrors {
+    pub fn of(pred: &Pose3, gt: &Pose3, joints: &[usize]) -> FrameErrors {
+        let distances: Vec<f64> = joints.iter().map(|&j| (pred[j] - gt[j]).norm()).collect();
+        let hits = |t: f64| distances.iter().filter(|&&d| d < t).count();
+        FrameErrors {
+            mpjpe: frame_mpjpe(pred, gt),
+            p_mpjpe: frame_mpjpe(&procrustes_align(pred, gt), gt),
+            n_mpjpe: frame_n_mpjpe(pred, gt),
+            pck_hits: hits(PCK_THRESHOLD_MM),
+            auc_hits: auc_thresholds_mm().map(hits).sum(),
+            joints: joints.len(),
+        }
+    }
+}
+
+/// Running sums of [`FrameErrors`] and of velocity errors: the summary of
+/// any number of frames in constant memory (Human3.6M's test set is
+/// millions of frames), each frame's Procrustes solved once however many
+/// tables it is counted in.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ErrorSums {
+    pub frames: usize,
+    mpjpe: f64,
+    p_mpjpe: f64,
+    n_mpjpe: f64,
+    pck_hits: usize,
+    auc_hits: usize,
+    joints: usize,
+    velocity: f64,
+    velocity_pairs: usize,
+}
+
+impl ErrorSums {
+    pub fn add(&mut self, e: &FrameErrors) {
+        self.merge(&ErrorSums {
+            frames: 1,
+            mpjpe: e.mpjpe,
+            p_mpjpe: e.p_mpjpe,
+            n_mpjpe: e.n_mpjpe,
+            pck_hits: e.pck_hits,
+            auc_hits: e.auc_hits,
+            joints: e.joints,
+            ..ErrorSums::default()
+        });
+    }
+
+    /// One pair of consecutive frames' MPJVE ([`mpjve`] of the two).
+    pub fn add_velocity(&mut self, mm_per_frame: f64) {
+        self.velocity += mm_per_frame;
+        self.velocity_pairs += 1;
+    }
+
+    pub fn merge(&mut self, other: &ErrorSums) {
+        self.frames += other.frames;
+        self.mpjpe += other.mpjpe;
+        self.p_mpjpe += other.p_mpjpe;
+        self.n_mpjpe += other.n_mpjpe;
+        self.pck_hits += other.pck_hits;
+        self.auc_hits += other.auc_hits;
+        self.joints += other.joints;
+        self.velocity += other.velocity;
+        self.velocity_pairs += other.velocity_pairs;
+    }
+
+    fn per_frame(&self, sum: f64) -> f64 {
+        if self.frames == 0 {
+            0.0
+        } else {
+            sum / self.frames as f64
+        }
+    }
+
+    pub fn mpjpe(&self) -> f64 {
+        self.per_frame(self.mpjpe)
+    }
+
+    pub fn p_mpjpe(&self) -> f64 {
+        self.per_frame(self.p_mpjpe)
+    }
+
+    pub fn n_mpjpe(&self) -> f64 {
+        self.per_frame(self.n_mpjpe)
+    }
+
+    /// PCK@150 as a fraction.
+    pub fn pck(&self) -> f64 {
+        if self.joints == 0 {
+            0.0
+        } else {
+            self.pck_hits as f64 / self.joints as f64
+        }
+    }
+
+    /// AUC as a fraction.
+    pub fn auc(&self) -> f64 {
+        let thresholds = auc_thresholds_mm().count();
+        if self.joints == 0 {
+            0.0
+        } else {
+            self.auc_hits as f64 / (self.joints * thresholds) as f64
+        }
+    }
+
+    /// Mean velocity error; none without a pair of consecutive frames.
+    pub fn mpjve(&self) -> Option<f64> {
+        (self.velocity_pairs > 0).then(|| self.velocity / self.velocity_pairs as f64)
+    }
+}
+
 /// The 14 joints of the official 3DHP PCK, in our H36M-17 indexing: the
 /// protocol's `mpii_get_pck_auc_joint_groups.m` counts 3DHP-17 joints 1–14
 /// (head top, neck, shoulders, elbows, wrists, hips, knees, ankles) and
@@ -192,6 +314,39 @@ mod tests {
     }
 
     proptest! {
+        /// Summing frame by frame, in two halves merged, gives what the
+        /// slice functions give for all the frames at once.
+        #[test]
+        fn error_sums_equal_the_metrics_of_all_frames(
+            gt in proptest::collection::vec(arb_pose(), 3..7),
+            noise in proptest::collection::vec(arb_pose(), 7),
+        ) {
+            let pred: Vec<Pose3> = gt.iter().zip(&noise).map(|(g, n)| std::array::from_fn(|j| g[j] + n[j] * 0.2)).collect();
+            let joints = &PCK_JOINTS_3DHP;
+            let (mut first, mut second) = (ErrorSums::default(), ErrorSums::default());
+            for (f, (p, g)) in pred.iter().zip(&gt).enumerate() {
+                let half = if f < 2 { &mut first } else { &mut second };
+                half.add(&FrameErrors::of(p, g, joints));
+                if f > 0 && f != 2 {
+                    half.add_velocity(mpjve(&pred[f - 1..=f], &gt[f - 1..=f]).unwrap());
+                }
+            }
+            let (whole, pairs) = (gt.len(), gt.len() - 1);
+            first.merge(&second);
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * (1.0 + b.abs());
+            prop_assert_eq!(first.frames, whole);
+            prop_assert!(close(first.mpjpe(), mpjpe(&pred, &gt).unwrap()));
+            prop_assert!(close(first.p_mpjpe(), p_mpjpe(&pred, &gt).unwrap()));
+            prop_assert!(close(first.n_mpjpe(), n_mpjpe(&pred, &gt).unwrap()));
+            prop_assert!(close(first.pck(), pck(&pred, &gt, joints, PCK_THRESHOLD_MM).unwrap()));
+            prop_assert!(close(first.auc(), auc(&pred, &gt, joints).unwrap()));
+            // The pair 1 → 2 crosses the halves and is left out of both.
+            let crossing = mpjve(&pred[1..=2], &gt[1..=2]).unwrap();
+            let expected = (mpjve(&pred, &gt).unwrap() * pairs as f64 - crossing) / (pairs - 1) as f64;
+            prop_assert!(close(first.mpjve().unwrap(), expected));
+            prop_assert_eq!(ErrorSums::default().mpjve(), None);
+        }
+
         #[test]
         fn p_mpjpe_invariant_to_similarity_of_prediction(
             gt in arb_pose(),

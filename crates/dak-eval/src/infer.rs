@@ -62,6 +62,7 @@ pub fn infer(
         action_changes: Vec::new(),
         sequence: track.source.display().to_string(),
         camera: String::new(),
+        first_frame: 0,
         intrinsics: Intrinsics::pinhole(f64::from(width), width, height),
         inputs,
         poses_mm: vec![0.0; n * NUM_JOINTS * 3],

@@ -88,10 +88,7 @@ pub fn evaluate(
 ) -> Result<(Table, Vec<Vec<f32>>)> {
     let predictions = predict_videos(&model.g, videos, model.config.frames, options.flip, device);
     check_finite(videos, &predictions, &model.provenance)?;
-    let table = Table::build(options.protocol, videos, &predictions).map_err(|e| Error::Data {
-        path: videos.inputs.first().cloned().unwrap_or_default(),
-        reason: format!("metrics: {e}"),
-    })?;
+    let table = Table::build(options.protocol, videos, &predictions);
     Ok((table, predictions))
 }
 
@@ -107,7 +104,7 @@ pub(crate) fn check_finite(videos: &VideoSet, predictions: &[Vec<f32>], model: &
                     "predicts {} for {} frame {} (joint {}): the weights are damaged or the arithmetic overflowed",
                     pred[i],
                     video.sequence,
-                    i / (NUM_JOINTS * 3),
+                    video.first_frame as usize + i / (NUM_JOINTS * 3),
                     dak_core::skeleton::JOINT_NAMES[i / 3 % NUM_JOINTS]
                 ),
             });

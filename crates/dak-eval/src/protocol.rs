@@ -126,6 +126,7 @@ mod tests {
             action_changes: Vec::new(),
             sequence: sequence.into(),
             camera: "c".into(),
+            first_frame: 0,
             intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),
             inputs: Vec::new(),
             poses_mm: Vec::new(),

@@ -63,7 +63,7 @@ pub fn render(
         let root = [gt[0], gt[1], gt[2]];
         let x0 = i64::from((k % COLUMNS) as u32 * PANEL);
         let y0 = i64::from((k / COLUMNS) as u32 * band);
-        let label = format!("{} {}", video.action_at(f), f);
+        let label = format!("{} {}", video.action_at(f), video.first_frame as usize + f);
         canvas.text(x0 + 4, y0 + 4, &label.chars().take(30).collect::<String>(), BLACK, 1);
         for (row, view) in views.iter().enumerate() {
             let points = |flat: &[f32], offset: [f32; 3]| -> Vec<(f64, f64)> {

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use dak_core::metrics::{ErrorSums, FrameErrors};
 use dak_core::{metrics, Pose3};
-use dak_train::data::Video;
 use dak_train::VideoSet;
 use serde::{Deserialize, Serialize};
 
@@ -28,43 +28,23 @@ pub struct Row {
     pub auc: f64,
 }
 
-/// A group's valid frames, and the velocity error of each pair of
-/// consecutive valid frames of one video.
-#[derive(Debug, Default)]
-struct Frames {
-    pred: Vec<Pose3>,
-    gt: Vec<Pose3>,
-    velocity_errors: Vec<f64>,
-}
-
-impl Frames {
-    fn extend(&mut self, other: Frames) {
-        self.pred.extend(other.pred);
-        self.gt.extend(other.gt);
-        self.velocity_errors.extend(other.velocity_errors);
-    }
-}
-
 /// The mean of `values`; none for none.
 fn mean_if_any(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 impl Row {
-    fn compute(group: &str, frames: &Frames) -> Result<Row, dak_core::GeometryError> {
-        let (pred, gt) = (&frames.pred, &frames.gt);
-        let joints = &metrics::PCK_JOINTS_3DHP;
-        let v = &frames.velocity_errors;
-        Ok(Row {
+    fn compute(group: &str, sums: &ErrorSums) -> Row {
+        Row {
             group: group.to_string(),
-            frames: pred.len(),
-            mpjpe_mm: metrics::mpjpe(pred, gt)?,
-            p_mpjpe_mm: metrics::p_mpjpe(pred, gt)?,
-            n_mpjpe_mm: metrics::n_mpjpe(pred, gt)?,
-            mpjve_mm: mean_if_any(v),
-            pck150: 100.0 * metrics::pck(pred, gt, joints, metrics::PCK_THRESHOLD_MM)?,
-            auc: 100.0 * metrics::auc(pred, gt, joints)?,
-        })
+            frames: sums.frames,
+            mpjpe_mm: sums.mpjpe(),
+            p_mpjpe_mm: sums.p_mpjpe(),
+            n_mpjpe_mm: sums.n_mpjpe(),
+            mpjve_mm: sums.mpjve(),
+            pck150: 100.0 * sums.pck(),
+            auc: 100.0 * sums.auc(),
+        }
     }
 
     fn mean_of(group: &str, rows: &[Row]) -> Row {
@@ -104,57 +84,70 @@ pub struct Table {
     pub all_frames: Row,
 }
 
-/// One valid frame: (video, frame, prediction, ground truth), root-relative mm.
-type FramePair = (usize, usize, Pose3, Pose3);
+/// Error sums per group of one table, keyed by group name.
+#[derive(Default)]
+struct Groups(BTreeMap<String, ErrorSums>);
 
-/// `frames` (in video and frame order) grouped by `key(video, frame)`; a
-/// velocity pair is two consecutive frames of one video in one group.
-fn gather(videos: &VideoSet, frames: &[FramePair], key: impl Fn(&Video, usize) -> String) -> BTreeMap<String, Frames> {
-    let mut groups: BTreeMap<String, Frames> = BTreeMap::new();
-    let mut previous: Option<(String, &FramePair)> = None;
-    for pair @ (v, f, pred, gt) in frames {
-        let group = key(&videos.videos[*v], *f);
-        let entry = groups.entry(group.clone()).or_default();
-        if let Some((_, (_, _, pred_0, gt_0))) =
-            previous.as_ref().filter(|(g, (v0, f0, _, _))| *g == group && v0 == v && f0 + 1 == *f)
-        {
-            entry.velocity_errors.push(metrics::mpjve(&[*pred_0, *pred], &[*gt_0, *gt]).expect("two frames"));
+impl Groups {
+    /// Count a frame in `group`, and its velocity where the previous frame
+    /// of its video was valid and counted in the same group.
+    fn add(&mut self, group: &str, errors: &FrameErrors, velocity: Option<(f64, &str)>) {
+        let sums = match self.0.get_mut(group) {
+            Some(sums) => sums,
+            None => self.0.entry(group.to_string()).or_default(),
+        };
+        sums.add(errors);
+        if let Some((mm, _)) = velocity.filter(|(_, previous)| *previous == group) {
+            sums.add_velocity(mm);
         }
-        entry.pred.push(*pred);
-        entry.gt.push(*gt);
-        previous = Some((group, pair));
     }
-    groups
+
+    fn rows(&self) -> Vec<Row> {
+        self.0.iter().map(|(group, sums)| Row::compute(group, sums)).collect()
+    }
 }
 
 impl Table {
     /// Metrics of root-relative predictions (mm, F × 51 per video) against
-    /// each video's ground truth, valid frames only.
-    pub fn build(
-        protocol: Protocol,
-        videos: &VideoSet,
-        predictions: &[Vec<f32>],
-    ) -> Result<Table, dak_core::GeometryError> {
-        let pairs: Vec<FramePair> = videos.valid_pose_pairs(predictions).collect();
-        let mut rows = Vec::new();
-        let mut all = Frames::default();
-        for (group, frames) in gather(videos, &pairs, |v, _| protocol.group_of(v)) {
-            rows.push(Row::compute(&group, &frames)?);
-            all.extend(frames);
+    /// each video's ground truth, valid frames only. One pass over the
+    /// frames; nothing is kept per frame.
+    pub fn build(protocol: Protocol, videos: &VideoSet, predictions: &[Vec<f32>]) -> Table {
+        let (mut rows, mut subjects, mut activities) = (Groups::default(), Groups::default(), Groups::default());
+        let mut all = ErrorSums::default();
+        let by_subject = protocol.grouping() != Grouping::Subject;
+        let by_activity = protocol == Protocol::Mpi3dhp;
+        let groups: Vec<String> = videos.videos.iter().map(|v| protocol.group_of(v)).collect();
+        let mut previous: Option<(usize, usize, Pose3, Pose3)> = None;
+        for (v, f, pred, gt) in videos.valid_pose_pairs(predictions) {
+            let video = &videos.videos[v];
+            let errors = FrameErrors::of(&pred, &gt, &metrics::PCK_JOINTS_3DHP);
+            // A velocity pair is two consecutive frames of one video, both valid.
+            let velocity = previous
+                .filter(|(v0, f0, _, _)| *v0 == v && f0 + 1 == f)
+                .map(|(_, f0, pred_0, gt_0)| (metrics::mpjve(&[pred_0, pred], &[gt_0, gt]).expect("two frames"), f0));
+            rows.add(&groups[v], &errors, velocity.map(|(mm, _)| (mm, groups[v].as_str())));
+            if by_subject {
+                subjects.add(&video.subject, &errors, velocity.map(|(mm, _)| (mm, video.subject.as_str())));
+            }
+            if by_activity {
+                activities.add(video.action_at(f), &errors, velocity.map(|(mm, f0)| (mm, video.action_at(f0))));
+            }
+            all.add(&errors);
+            if let Some((mm, _)) = velocity {
+                all.add_velocity(mm);
+            }
+            previous = Some((v, f, pred, gt));
         }
-        let table_of = |key: &dyn Fn(&Video, usize) -> String| {
-            gather(videos, &pairs, key)
-                .iter()
-                .map(|(group, frames)| Row::compute(group, frames))
-                .collect::<Result<Vec<Row>, _>>()
-        };
-        let subjects =
-            if protocol.grouping() == Grouping::Subject { Vec::new() } else { table_of(&|v, _| v.subject.clone())? };
-        let activities =
-            if protocol == Protocol::Mpi3dhp { table_of(&|v, f| v.action_at(f).to_string())? } else { Vec::new() };
-        let all_frames = Row::compute("all frames", &all)?;
+        let rows = rows.rows();
         let group_mean = Row::mean_of("mean over groups", &rows);
-        Ok(Table { protocol, group_mean, rows, subjects, activities, all_frames })
+        Table {
+            protocol,
+            group_mean,
+            rows,
+            subjects: subjects.rows(),
+            activities: activities.rows(),
+            all_frames: Row::compute("all frames", &all),
+        }
     }
 
     /// The protocol's headline row.
@@ -227,6 +220,7 @@ impl Table {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dak_train::data::Video;
 
     const J3: usize = dak_core::NUM_JOINTS * 3;
 
@@ -247,6 +241,7 @@ mod tests {
             action_changes: Vec::new(),
             sequence: format!("{subject}/{action}"),
             camera: "c".into(),
+            first_frame: 0,
             intrinsics: dak_core::Intrinsics::pinhole(1000.0, 1000, 1000),
             inputs: vec![0.0; offsets.len() * dak_core::NUM_JOINTS * 2],
             poses_mm,
@@ -269,14 +264,14 @@ mod tests {
             video("S9", "Walking", &[0.0, 3.0, 100.0, 7.0], &[true, true, false, true]),
             video("S9", "Walking", &[50.0], &[true]),
         ]);
-        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions);
         let row = &table.rows[0];
         assert_eq!(row.frames, 4);
         // Only frames 0 → 1 of the first video: |3 − 0| on every joint.
         assert!((row.mpjve_mm.unwrap() - 3.0).abs() < 1e-4, "{row:?}");
         // A group without a pair has none, and the CSV leaves it empty.
         let (videos, predictions) = set(vec![video("S9", "Eating", &[1.0, 2.0], &[true, false])]);
-        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions);
         assert_eq!(table.rows[0].mpjve_mm, None);
         assert!(table.csv().lines().nth(1).unwrap().contains(",,"), "{}", table.csv());
     }
@@ -288,7 +283,7 @@ mod tests {
             video("S11", "Walking", &[5.0, 5.0, 5.0], &[true, true, true]),
             video("S11", "Eating", &[5.0], &[true]),
         ]);
-        let table = Table::build(Protocol::H36mFull, &videos, &predictions).unwrap();
+        let table = Table::build(Protocol::H36mFull, &videos, &predictions);
         let groups = |rows: &[Row]| rows.iter().map(|r| (r.group.clone(), r.frames)).collect::<Vec<_>>();
         assert_eq!(groups(&table.rows), [("Eating".into(), 1), ("Walking".into(), 5)]);
         assert_eq!(groups(&table.subjects), [("S11".into(), 4), ("S9".into(), 2)]);
@@ -303,7 +298,7 @@ mod tests {
                 && csv.contains("\nsummary,all frames,6,")
         );
         // 3DHP's rows are its test sequences (its subjects): no second table.
-        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions).unwrap();
+        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions);
         assert!(table.subjects.is_empty() && !table.markdown().contains("| subject |"));
     }
 
@@ -317,7 +312,7 @@ mod tests {
         let (ts2, p2) = video("TS2", "Sit", &[1.0, 1.0], &[true, true]);
         assert_eq!((ts1.action_at(2), ts1.action_at(3), ts1.action_at(4)), ("Walk", "Sit", "Sit"));
         let (videos, predictions) = set(vec![(ts1, p1), (ts2, p2)]);
-        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions).unwrap();
+        let table = Table::build(Protocol::Mpi3dhp, &videos, &predictions);
         let groups: Vec<_> = table.activities.iter().map(|r| (r.group.as_str(), r.frames)).collect();
         assert_eq!(groups, [("Sit", 4), ("Walk", 3)]);
         // Sit: pairs 10 → 11 (1 mm) and 1 → 1 (0); the 4 → 10 step crosses activities.
@@ -328,7 +323,7 @@ mod tests {
         assert!((table.rows[0].mpjve_mm.unwrap() - (2.0 + 2.0 + 6.0 + 1.0) / 4.0).abs() < 1e-4);
         assert!(table.markdown().contains("\n| activity | frames |") && table.csv().contains("\nactivity,Sit,4,"));
         // Human3.6M has none.
-        assert!(Table::build(Protocol::H36mFull, &videos, &predictions).unwrap().activities.is_empty());
+        assert!(Table::build(Protocol::H36mFull, &videos, &predictions).activities.is_empty());
     }
 
     /// A NaN or infinite prediction is refused by name (video, frame,

@@ -117,6 +117,7 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
                 action_changes: Vec::new(),
                 sequence: format!("v{v}"),
                 camera: "0".into(),
+                first_frame: 0,
                 intrinsics: camera,
                 inputs: g(len * NUM_JOINTS * 2, 2.0, -1.0),
                 poses_mm: poses,

@@ -46,6 +46,9 @@ pub struct Video {
     pub action_changes: Vec<(usize, String)>,
     pub sequence: String,
     pub camera: String,
+    /// The sequence's frame number of this video's first frame; a video's
+    /// frames are consecutive (a gap in the shards starts another video).
+    pub first_frame: u32,
     pub intrinsics: Intrinsics,
     /// Normalised 2D, F × 17 × 2.
     pub inputs: Vec<f32>,
@@ -226,38 +229,64 @@ impl VideoSet {
                     path: dirs.first().cloned().unwrap_or_default(),
                     reason: format!("no camera {camera} for {dataset} {subject} in the camera tables"),
                 })?;
-            let unfilled = fill_undetected(&mut frames);
-            if unfilled > 0 {
-                tracing::warn!(
-                    "{dataset} {subject} {sequence} camera {camera}: {unfilled} joints are never detected in its {} \
-                     frames; their detector coordinates are used as they are",
-                    frames.len()
-                );
-            }
-            let mut inputs = Vec::with_capacity(frames.len() * J2);
-            let mut poses_mm = Vec::with_capacity(frames.len() * J3);
-            for r in &frames {
-                normalize_screen_f32(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
-                poses_mm.extend_from_slice(&r.pose);
-            }
-            let mut action_changes = Vec::new();
-            for (f, pair) in frames.windows(2).enumerate() {
-                if pair[1].action != pair[0].action {
-                    action_changes.push((f + 1, pair[1].action.clone()));
+            // A gap in the frame numbers (shards written by other tools, or
+            // filtered by hand) starts another video: no window or velocity
+            // may span it.
+            let mut runs = Vec::new();
+            let mut start = 0;
+            for i in 1..=frames.len() {
+                if i == frames.len() || frames[i].frame != frames[i - 1].frame + 1 {
+                    runs.push(start..i);
+                    start = i;
                 }
             }
-            videos.push(Video {
-                dataset,
-                subject,
-                action: frames[0].action.clone(),
-                action_changes,
-                sequence,
-                camera,
-                intrinsics,
-                inputs,
-                poses_mm,
-                valid: frames.iter().map(|r| r.valid).collect(),
-            });
+            if runs.len() > 1 {
+                tracing::warn!(
+                    "{dataset} {subject} {sequence} camera {camera}: frames are missing between {}; it is split into {} videos",
+                    runs.windows(2)
+                        .map(|w| format!("{} and {}", frames[w[0].end - 1].frame, frames[w[1].start].frame))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    runs.len()
+                );
+            }
+            for run in runs {
+                let frames = &mut frames[run];
+                let unfilled = fill_undetected(frames);
+                if unfilled > 0 {
+                    tracing::warn!(
+                        "{dataset} {subject} {sequence} camera {camera}: {unfilled} joints are never detected in its {} \
+                         frames from frame {}; their detector coordinates are used as they are",
+                        frames.len(),
+                        frames[0].frame
+                    );
+                }
+                let mut inputs = Vec::with_capacity(frames.len() * J2);
+                let mut poses_mm = Vec::with_capacity(frames.len() * J3);
+                for r in frames.iter() {
+                    normalize_screen_f32(&r.input_px, intrinsics.width_px, intrinsics.height_px, &mut inputs);
+                    poses_mm.extend_from_slice(&r.pose);
+                }
+                let mut action_changes = Vec::new();
+                for (f, pair) in frames.windows(2).enumerate() {
+                    if pair[1].action != pair[0].action {
+                        action_changes.push((f + 1, pair[1].action.clone()));
+                    }
+                }
+                videos.push(Video {
+                    dataset: dataset.clone(),
+                    subject: subject.clone(),
+                    action: frames[0].action.clone(),
+                    action_changes,
+                    sequence: sequence.clone(),
+                    camera: camera.clone(),
+                    first_frame: frames[0].frame,
+                    intrinsics,
+                    inputs,
+                    poses_mm,
+                    valid: frames.iter().map(|r| r.valid).collect(),
+                });
+            }
         }
         Ok(VideoSet { videos, inputs: dirs.to_vec() })
     }
@@ -653,6 +682,32 @@ mod tests {
         assert_eq!(fill_undetected(&mut gap), 0);
         assert_eq!([gap[1].input_px[8], gap[2].input_px[8]], [24.0, 34.0]);
         assert_eq!(gap[1].input_px[0], 0.0, "found joints are not touched");
+    }
+
+    /// Frames 0–2 and 5–6 of one sequence are two videos: no window and no
+    /// velocity pair may join frame 2 to frame 5.
+    #[test]
+    fn a_gap_in_frame_numbers_starts_another_video() {
+        let row = |f: u32| FrameRow {
+            frame: f,
+            action: if f < 6 { "walk".into() } else { "sit".into() },
+            input_px: vec![500.0; 2 * NUM_JOINTS],
+            undetected: None,
+            pose: [f as f32; J3],
+            valid: true,
+        };
+        let key = ("d".to_string(), "S1".to_string(), "seq".to_string(), "0".to_string());
+        let rows = BTreeMap::from([(key, [6, 1, 0, 5, 2].map(row).to_vec())]);
+        let cameras = BTreeMap::from([(
+            ("d".to_string(), "S1".to_string(), "0".to_string()),
+            Intrinsics::pinhole(1000.0, 1000, 1000),
+        )]);
+        let set = VideoSet::assemble(&[PathBuf::from("shards")], rows, &cameras).unwrap();
+        let spans: Vec<(u32, usize)> = set.videos.iter().map(|v| (v.first_frame, v.len())).collect();
+        assert_eq!(spans, [(0, 3), (5, 2)]);
+        assert_eq!(set.videos[1].poses_mm[0], 5.0);
+        assert_eq!((set.videos[1].action.as_str(), set.videos[1].action_at(1)), ("walk", "sit"));
+        assert_eq!(set.frames(), 5);
     }
 
     #[test]

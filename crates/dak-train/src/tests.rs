@@ -38,6 +38,7 @@ fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
                 action_changes: Vec::new(),
                 sequence: name,
                 camera: "0".into(),
+                first_frame: 0,
                 intrinsics: camera,
                 inputs,
                 poses_mm,
