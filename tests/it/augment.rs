@@ -169,7 +169,8 @@ fn every_mode_writes_clips_that_stats_and_readers_accept() {
             }
         }
         assert_eq!(ids, (0..40).collect::<Vec<u64>>());
-        let json = out.path().join(format!("{mode}-stats.json"));
+        // Into a folder that does not exist yet.
+        let json = out.path().join("stats").join(format!("{mode}.json"));
         let stats = ok(&run("dak-prep", &["stats", dir.to_str().unwrap(), "--json", json.to_str().unwrap()]));
         assert!(stats.contains(mode), "{stats}");
         let parsed: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

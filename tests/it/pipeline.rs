@@ -292,3 +292,71 @@ fn a_stage_stops_when_its_pipeline_run_is_gone() {
     ok(&synth(std::process::id().to_string()));
     assert!(dir.path().join("demo/manifest.json").exists());
 }
+
+/// The cluster examples in pipelines/slurm/ stay runnable: each array task's
+/// command (run through the script with `srun` stubbed out) and each merge
+/// line in the comments parse as `dak` command lines, and the merge joins
+/// the directory the tasks write.
+#[test]
+fn cluster_examples_parse_and_merge_what_their_tasks_write() {
+    use clap::Parser;
+    let dir = workspace_root().join("pipelines/slurm");
+    let stub = tempfile::tempdir().unwrap();
+    let log = stub.path().join("srun.args");
+    let srun = stub.path().join("srun");
+    std::fs::write(&srun, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", log.display())).unwrap();
+    std::fs::set_permissions(&srun, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let parse = |what: &str, words: Vec<String>| -> dak_cli::app::Dak {
+        dak_cli::app::Dak::try_parse_from(&words).unwrap_or_else(|e| panic!("{what}: {words:?}: {e}"))
+    };
+    let out_of = |words: &[String]| words.iter().skip_while(|w| *w != "--out").nth(1).cloned();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let task: Vec<String> = match path.extension().and_then(|e| e.to_str()) {
+            Some("sbatch") => {
+                let status = Command::new("bash")
+                    .arg(&path)
+                    .env("PATH", format!("{}:{}", stub.path().display(), std::env::var("PATH").unwrap()))
+                    .env("SLURM_ARRAY_TASK_ID", "3")
+                    .env("SLURM_ARRAY_TASK_COUNT", "8")
+                    .env_remove("SHARED")
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "{name}");
+                std::fs::read_to_string(&log).unwrap().lines().map(String::from).collect()
+            }
+            Some("yaml") => {
+                // The container's folded `sh -c` script, with the index the Job sets.
+                let script: Vec<&str> = text
+                    .lines()
+                    .skip_while(|l| !l.trim_start().starts_with("- >-"))
+                    .skip(1)
+                    .take_while(|l| !l.trim_start().starts_with("resources:"))
+                    .collect();
+                script
+                    .join(" ")
+                    .replace("\"$JOB_COMPLETION_INDEX\"", "3")
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect()
+            }
+            _ => continue,
+        };
+        parse(&name, task.clone());
+        assert!(task.windows(2).any(|w| w[0] == "--shard-index" && w[1] == "3"), "{name}: {task:?}");
+        let merge: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.split_once("dak prep merge ").map(|(_, rest)| rest))
+            .map(|rest| rest.trim_end_matches('"').replace("${SHARED:-/shared/dak}", "/shared/dak"))
+            .flat_map(|rest| ["dak", "prep", "merge"].map(String::from).into_iter().chain([rest]).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(merge.len(), 4, "{name}: one merge line");
+        parse(&name, merge.clone());
+        assert_eq!(out_of(&task).as_deref(), Some(merge[3].as_str()), "{name}: the merge joins the tasks' output");
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "two Slurm scripts and one Kubernetes Job");
+}

@@ -92,6 +92,15 @@ fn sharded_prep_and_augment_equal_one_process_byte_for_byte() {
     let whole = strip(files(&one));
     assert_eq!(whole.iter().filter(|(n, _)| n.starts_with("part-")).count(), 6);
     assert_same_files(&strip(files(&three)), &whole, "merged synthetic shards vs one process");
+    // A shard beyond the 6 files has nothing to write, and says why.
+    let mut idle_args = sample.to_vec();
+    idle_args[7] = "idle";
+    let idle = in_dir(&tmp.path().join("augment/three"), "dak-augment", &idle_args)
+        .args(["--shard-index", "7", "--num-shards", "8"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&idle.stderr);
+    assert!(idle.status.success() && log.contains("shard 7 of 8 has no work: 230 clips make 6 files"), "{log}");
     // The merged report carries the statistics of all clips, as the single run's does.
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(three.join("report.json")).unwrap()).unwrap();
     let single: serde_json::Value = serde_json::from_slice(&std::fs::read(one.join("report.json")).unwrap()).unwrap();

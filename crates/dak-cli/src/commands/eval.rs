@@ -104,3 +104,31 @@ pub fn eval(args: EvalArgs, quiet: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        eval: EvalArgs,
+    }
+
+    fn out_of(checkpoint: &str) -> PathBuf {
+        let args = ["dak-eval", "--checkpoint", checkpoint, "--shards", "s", "--protocol", "demo"];
+        Cli::parse_from(args).eval.output_dir()
+    }
+
+    /// The default `--out` is inside a run directory, even one named with a
+    /// dot that does not exist yet (a pipeline is checked before it runs),
+    /// and beside an export's files.
+    #[test]
+    fn default_out_is_inside_the_run_or_beside_the_export() {
+        assert_eq!(out_of("runs/v1.5"), PathBuf::from("runs/v1.5/eval-demo"));
+        assert_eq!(out_of("runs/a"), PathBuf::from("runs/a/eval-demo"));
+        assert_eq!(out_of("runs/a/export/model.json"), PathBuf::from("runs/a/export/eval-demo"));
+        assert_eq!(out_of("runs/a/export/model.safetensors"), PathBuf::from("runs/a/export/eval-demo"));
+    }
+}
