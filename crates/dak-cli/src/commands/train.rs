@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// are refused).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The `--config` file's text, read once: the settings, the resume
+    /// check and the epochs all see the same file.
+    #[arg(skip)]
+    config_read: std::cell::OnceCell<Option<String>>,
     /// Which row of paper Table 5 to train: baseline (L_pe only), sa-direct,
     /// da-direct (synthetic pairs supervise G), sa-adg, da-adg (adversarial
     /// alignment through G′ or G″), full [default: full].
@@ -209,8 +213,14 @@ impl TrainArgs {
 
     /// The `--config` file's text (`None` without one).
     fn config_text(&self) -> anyhow::Result<Option<String>> {
-        let Some(path) = &self.config else { return Ok(None) };
-        Ok(Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?))
+        if let Some(text) = self.config_read.get() {
+            return Ok(text.clone());
+        }
+        let text = match &self.config {
+            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+            None => None,
+        };
+        Ok(self.config_read.get_or_init(|| text).clone())
     }
 
     /// The flags over the `--config` file over the defaults.

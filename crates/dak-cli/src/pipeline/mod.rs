@@ -141,9 +141,14 @@ pub(crate) fn what_it_computes(argv: &[String]) -> Vec<String> {
     let lead = argv.iter().take_while(|a| !a.starts_with("--")).count();
     // Which flags take a value, from the command's own definition: a
     // switch before the positional arguments must not take one of them.
-    let mut app = <crate::app::Dak as clap::CommandFactory>::command();
-    app.build();
-    let command = argv[..lead].iter().try_fold(&app, |c, w| c.find_subcommand(w));
+    // Built once: a pipeline decides two settings per stage.
+    static APP: std::sync::OnceLock<clap::Command> = std::sync::OnceLock::new();
+    let app = APP.get_or_init(|| {
+        let mut app = <crate::app::Dak as clap::CommandFactory>::command();
+        app.build();
+        app
+    });
+    let command = argv[..lead].iter().try_fold(app, |c, w| c.find_subcommand(w));
     let takes_value = |flag: &str| -> bool {
         let long = flag.trim_start_matches("--");
         command
