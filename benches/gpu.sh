@@ -13,7 +13,8 @@
 # There (carry gpu-carry; two calls keep each under the 600 s per call):
 #     bash benches/gpu.sh train reference infer
 #     bash benches/gpu.sh peak          (epoch too, if device time is left)
-#     bash benches/gpu.sh compare       (the fp32 step goal alone, ~5 min on an H200)
+#     bash benches/gpu.sh compare       (the fp32 step goal alone, ~4 min on an H200;
+#                                        `--prepare bins` is all it needs)
 # GROUP: train reference infer peak epoch profile compare (none given: all
 # but epoch, which issue 5 measured already, profile and compare). One JSON line per
 # measurement goes to $OUT/gpu.jsonl (else benches/gpu-out/) as it is made,
@@ -33,20 +34,25 @@ carry=gpu-carry
 
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
+  # `--prepare bins`: the binaries alone, all `compare` needs (~10 MB).
+  bins_only=false && [[ "${2:-}" == bins ]] && bins_only=true
+  if ! $bins_only && [[ ! -d models/demo/sma || ! -d models/demo/dma || ! -d shards/demo ]]; then
+    echo "shards/demo or models/demo/{sma,dma} missing: run bash scripts/demo.sh first (or --prepare bins)" >&2
+    exit 1
+  fi
   source scripts/env.sh
   bash scripts/setup-python.sh
   cargo build --release -p dak-cli --bin dak-train --bin dak-infer --bin dak-prep --bin dak-augment
   rm -rf "$carry" && mkdir -p "$carry/bin"
   # Stripped and gzipped: 29 MB of binaries become 10.
   for b in dak-train dak-infer; do strip -o "$carry/bin/$b" "target/release/$b" && gzip -9 "$carry/bin/$b" || exit 1; done
+  # The GPU machine's copy of the tree may not carry our git history.
+  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-carry' || echo -dirty)" > "$carry/COMMIT"
+  $bins_only && exit 0
   dak_bin=target/release
   # The embedded demo dataset, shortened to fit the carry limit; 2D from the
   # ground truth (the default --input-2d), so no detections.
   "$dak_bin/dak-prep" synth -q --out "$carry/demo" --frames 243 --noise-px 0
-  if [[ ! -d models/demo/sma || ! -d models/demo/dma || ! -d shards/demo ]]; then
-    echo "shards/demo or models/demo/{sma,dma} missing: run bash scripts/demo.sh first" >&2
-    exit 1
-  fi
   # Synthetic clips are as long as the model's T, and an augmentor makes
   # clips of the length it was fitted on: the demo's are 27 frames, so the
   # T = 81 run gets augmentors fitted like them on 81-frame clips (minutes).
@@ -67,8 +73,6 @@ if [[ "${1:-}" == "--prepare" ]]; then
         --clip-frames "$frames" --seed 0 >/dev/null
     done
   done
-  # The GPU machine's copy of the tree may not carry our git history.
-  echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . ':!gpu-carry' || echo -dirty)" > "$carry/COMMIT"
   # What travels: the carried folder plus the tracked tree, 64 MiB at most.
   size=$(( $(du -sb "$carry" | cut -f1) + $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
   echo "gpu-carry and the tracked tree: $((size / 1048576)) MiB of 64" >&2
@@ -204,7 +208,10 @@ done
 # most 120 s). Each line gets "round".
 if want compare; then
   for round in 1 2 3; do
-    for side in ours reference; do
+    # Round 2 starts with the reference: drift within a round then falls on
+    # both sides.
+    sides=(ours reference) && [[ $round == 2 ]] && sides=(reference ours)
+    for side in "${sides[@]}"; do
       for method in g full; do
         [[ $method == full && $round == 3 ]] && continue
         if [[ $side == ours ]]; then
@@ -216,9 +223,19 @@ if want compare; then
             --steps "$steps" --method "$method" --frames 27 --precision fp32 --no-inference "${ref_extra[@]}")
         fi
         PART_TAG="\"round\":$round," part "compare-$side-$method-$round" 120 "${cmd[@]}"
+        # Ours failing on the device costs every later part's time for
+        # nothing: stop at the first, leaving time to mend and rerun.
+        if [[ $side == ours && $round == 1 && $method == g ]] &&
+          ! grep -q '^{"round":1,"impl":"dak-pose".*"step_s"' "$log"; then
+          echo "compare: our first step time is missing (see compare-ours-g-1.log in logs.tar.gz); stopping" >&2
+          rm -rf "$work"
+          exit 1
+        fi
       done
     done
   done
+  # Ours / reference per round and of the medians, one line per method.
+  "$python" benches/reference/compare_summary.py "$log" | tee -a "$log"
 fi
 # Kernel by kernel, G alone, T = 27, fp32, both sides (Nsight Compute: on
 # Firecracker machines only, see the device library): each kernel's time
