@@ -221,6 +221,11 @@ fn mpi_inf_3dhp_train_and_test_match_reference_values() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("3dhp");
     convert_ok("3dhp", &fx.join("3dhp"), &out);
+    // MATLAB's canonical empty in the test files reads as an empty array,
+    // not as the dimensions MATLAB stores in its place.
+    let v73 = dak_formats::h5mat::H5Mat::open(&fx.join("3dhp/mpi_inf_3dhp_test_set/TS1/annot_data.mat")).unwrap();
+    let empty = v73.array("#refs#/a").unwrap();
+    assert_eq!((empty.shape.as_slice(), empty.data.len()), ([0, 0].as_slice(), 0));
     let rows = rows(&out);
     let train = &expected["3dhp_train"];
     let cameras = train["cameras_used"].as_array().unwrap().len();

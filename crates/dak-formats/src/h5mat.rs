@@ -56,6 +56,16 @@ impl H5Mat {
             Ok(names) if !names.iter().any(|n| n == name) => bad(format!("no such variable; the file holds {names:?}")),
             _ => bad(format!("damaged or truncated HDF5 file: {e}")),
         })?;
+        // MATLAB stores an empty array as its dimensions, marked MATLAB_empty.
+        let empty = dataset.attrs().ok().and_then(|a| a.get("MATLAB_empty").and_then(|v| v.as_u64())) == Some(1);
+        if empty {
+            let dims = dataset.read_f64().map_err(|e| bad(format!("cannot read an empty array's dimensions: {e}")))?;
+            let shape: Vec<usize> = dims.iter().rev().map(|&d| d as usize).collect();
+            if dims.iter().any(|d| !(d.is_finite() && *d >= 0.0)) || !shape.contains(&0) {
+                return Err(bad(format!("marked empty, but its dimensions are {dims:?}")));
+            }
+            return Array::from_vec(DType::F64, shape, Vec::new()).map_err(|p| bad(p.0));
+        }
         let shape = dataset.shape().map_err(|e| bad(e.to_string()))?;
         let shape = shape
             .into_iter()

@@ -108,11 +108,19 @@ struct Element<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Reader {
+struct Reader<'a> {
     big_endian: bool,
+    /// Cell items the file may still hold. Each costs ~100 bytes here for 8
+    /// in the file, and a compressed variable inflates ~1000-fold: without a
+    /// cap a 1 MB file could ask for tens of GB. Dataset files hold a few
+    /// cells of a few items (3DHP's per-camera annotations).
+    cell_items_left: &'a std::cell::Cell<usize>,
 }
 
-impl Reader {
+/// The most cell items one file may hold.
+const MAX_CELL_ITEMS: usize = 1 << 20;
+
+impl Reader<'_> {
     fn u32(self, b: &[u8]) -> u32 {
         let a = b[..4].try_into().expect("4 bytes");
         if self.big_endian {
@@ -238,6 +246,11 @@ impl Reader {
                 if count.saturating_mul(8) > rest.len() {
                     return Err(problem!("cell {name:?} declares {count} items in {} bytes", rest.len()));
                 }
+                let left = self.cell_items_left.get();
+                if count > left {
+                    return Err(problem!("cell {name:?} of {count} items: a file may hold at most {MAX_CELL_ITEMS}"));
+                }
+                self.cell_items_left.set(left - count);
                 let mut items = Vec::new();
                 for _ in 0..count {
                     let e = self.element(&mut rest)?;
@@ -283,7 +296,8 @@ impl Reader {
                 let e = self.element(&mut rest)?;
                 let text = match e.kind {
                     MI_UTF8 | MI_UINT8 | MI_INT8 => String::from_utf8_lossy(e.data).into_owned(),
-                    MI_UTF16 => {
+                    // MATLAB's chars are UTF-16 code units (miUINT16 as scipy writes them).
+                    MI_UTF16 | MI_UINT16 => {
                         let units: Vec<u16> = e.data.chunks_exact(2).map(|c| self.u16(c)).collect();
                         String::from_utf16_lossy(&units)
                     }
@@ -291,7 +305,7 @@ impl Reader {
                         self.numbers(&e)?.into_iter().map(|c| char::from_u32(c as u32).unwrap_or('\u{fffd}')).collect()
                     }
                 };
-                MatValue::Char(text)
+                MatValue::Char(char_rows(&dims, text))
             }
             5 => MatValue::Unsupported("a sparse matrix".into()),
             6..=15 if complex => MatValue::Unsupported("a complex matrix".into()),
@@ -328,14 +342,28 @@ impl Reader {
     }
 }
 
-fn column_major_to_c<T: Clone>(dims: &[usize], items: Vec<T>) -> Vec<T> {
+/// A char matrix is stored column by column: its rows, one per line
+/// (`['ab'; 'cd']` is "ab\ncd", as scipy's strings are).
+fn char_rows(dims: &[usize], text: String) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    match dims {
+        [rows, columns] if *rows > 1 && rows * columns == chars.len() => (0..*rows)
+            .map(|r| (0..*columns).map(|c| chars[r + rows * c]).collect::<String>())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => text,
+    }
+}
+
+fn column_major_to_c<T>(dims: &[usize], items: Vec<T>) -> Vec<T> {
     if dims.len() < 2 || items.is_empty() {
         return items;
     }
-    // Reuse the numeric reordering on indices.
+    // Reuse the numeric reordering on indices; items move, not copied.
     let index = Array { dtype: DType::U64, shape: dims.to_vec(), data: (0..items.len()).map(|i| i as f64).collect() }
         .fortran_to_c();
-    index.data.iter().map(|&i| items[i as usize].clone()).collect()
+    let mut items: Vec<Option<T>> = items.into_iter().map(Some).collect();
+    index.data.iter().map(|&i| items[i as usize].take().expect("a permutation")).collect()
 }
 
 /// Decodes MATLAB v5 bytes.
@@ -353,7 +381,8 @@ pub fn parse(bytes: &[u8]) -> Result<MatFile, Problem> {
         b"MI" => true,
         other => return Err(problem!("bad endian indicator {other:?}")),
     };
-    let reader = Reader { big_endian };
+    let cell_items_left = std::cell::Cell::new(MAX_CELL_ITEMS);
+    let reader = Reader { big_endian, cell_items_left: &cell_items_left };
     let mut rest = &bytes[128..];
     let mut variables = Vec::new();
     while !rest.is_empty() {
@@ -411,6 +440,53 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
         assert_eq!(a.dtype, DType::F64);
+    }
+
+    fn cell(name: &str, dims: [i32; 2], items: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = el(MI_UINT32, &[1, 0, 0, 0, 0, 0, 0, 0]);
+        body.extend(el(MI_INT32, &dims.iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>()));
+        body.extend(el(MI_INT8, name.as_bytes()));
+        body.extend(items.concat());
+        el(MI_MATRIX, &body)
+    }
+
+    #[test]
+    fn char_matrices_read_row_by_row() {
+        let mut body = el(MI_UINT32, &[4, 0, 0, 0, 0, 0, 0, 0]);
+        body.extend(el(MI_INT32, &[2i32, 2].iter().flat_map(|d| d.to_le_bytes()).collect::<Vec<_>>()));
+        body.extend(el(MI_INT8, b"t"));
+        // ['ab'; 'cd'] column by column, as UTF-16 units.
+        body.extend(el(MI_UINT16, &"acbd".encode_utf16().flat_map(u16::to_le_bytes).collect::<Vec<_>>()));
+        let mut file = header();
+        file.extend(el(MI_MATRIX, &body));
+        assert_eq!(parse(&file).unwrap().get("t"), Some(&MatValue::Char("ab\ncd".into())));
+    }
+
+    /// Cells come back in C order; a file claiming millions of (empty,
+    /// 8-byte) items is refused before they are made.
+    #[test]
+    fn cells_in_c_order_and_a_cap_on_their_items() {
+        let items: Vec<Vec<u8>> = (1..=4).map(|v| double_matrix("", [1, 1], &[f64::from(v)])).collect();
+        let mut file = header();
+        file.extend(cell("c", [2, 2], &items));
+        let mat = parse(&file).unwrap();
+        let Some(MatValue::Cell { items, dims }) = mat.get("c") else { panic!("cell") };
+        assert_eq!(dims, &vec![2, 2]);
+        let values: Vec<f64> = items
+            .iter()
+            .map(|v| match v {
+                MatValue::Numeric(a) => a.data[0],
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [1.0, 3.0, 2.0, 4.0], "column-major 1 2 / 3 4 read row by row");
+
+        let empty = el(MI_MATRIX, &[]);
+        let many = MAX_CELL_ITEMS as i32 + 1;
+        let mut file = header();
+        file.extend(cell("c", [many, 1], &vec![empty; many as usize]));
+        let err = parse(&file).unwrap_err();
+        assert!(err.0.contains(&format!("of {many} items: a file may hold at most {MAX_CELL_ITEMS}")), "{err}");
     }
 
     #[test]

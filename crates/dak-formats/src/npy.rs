@@ -44,8 +44,16 @@ pub fn from_reader(mut input: impl BufRead, spill: Option<&Arc<Spill>>) -> Resul
         return Ok(Npy::Object(value.unwrap_scalar_object()));
     }
     let dtype = DType::from_numpy(code).ok_or_else(|| problem!("unsupported .npy dtype {:?}", header.descr))?;
+    // At most one byte past the shape's data: an `.npz` member is inflated as
+    // it is read, and a small file can inflate to gigabytes.
+    let expected = crate::array::element_count(&header.shape)?
+        .checked_mul(dtype.size())
+        .ok_or_else(|| problem!("array shape {:?} overflows", header.shape))?;
     let mut body = Vec::new();
-    input.read_to_end(&mut body).map_err(|e| problem!("{e}"))?;
+    input.take(expected as u64 + 1).read_to_end(&mut body).map_err(|e| problem!("{e}"))?;
+    if body.len() > expected {
+        return Err(problem!("more data than an array of shape {:?} and type {:?} holds", header.shape, header.descr));
+    }
     Ok(Npy::Array(Array::from_bytes(dtype, order == '>', header.shape, &body, header.fortran_order)?))
 }
 
@@ -217,6 +225,14 @@ mod tests {
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data[5], 6.0);
         assert!(parse(&bytes[..bytes.len() - 1]).unwrap_err().0.contains("needs 24 bytes"));
+        // Longer than the shape: refused after reading one byte past it (not
+        // the whole rest, which in an .npz member may inflate to gigabytes).
+        let mut longer = bytes.clone();
+        longer.extend(std::iter::repeat_n(0u8, 1 << 20));
+        let mut reader = std::io::Cursor::new(longer);
+        let err = from_reader(&mut reader, None).unwrap_err();
+        assert!(err.0.contains("more data than an array of shape [2, 3]"), "{err}");
+        assert!(reader.position() < bytes.len() as u64 + 4096, "read to {}", reader.position());
         assert!(parse(b"PK\x03\x04").unwrap_err().0.contains("bad magic"));
         assert!(parse(&bytes[..12]).unwrap_err().0.contains("truncated"));
     }

@@ -113,6 +113,11 @@ pub enum Global {
     DType,
     Scalar,
     CodecsEncode,
+    /// `bytes()`: Python 3 writes empty bytes so at protocols below 3.
+    Bytes,
+    /// `_frombuffer(buffer, dtype, shape, order)`: NumPy's arrays at
+    /// protocol 5 (Python 3.14's default).
+    FromBuffer,
 }
 
 /// Latin-1 encoding; `None` if a character is beyond U+00FF.
@@ -128,6 +133,8 @@ fn resolve_global(module: &str, name: &str) -> Result<Global, Problem> {
         ("numpy", "ndarray") => Global::NdArray,
         ("numpy", "dtype") => Global::DType,
         ("_codecs", "encode") => Global::CodecsEncode,
+        ("__builtin__" | "builtins", "bytes") => Global::Bytes,
+        ("numpy.core.numeric" | "numpy._core.numeric", "_frombuffer") => Global::FromBuffer,
         _ => {
             return Err(problem!(
                 "pickle refers to `{module}.{name}`; only NumPy arrays and plain Python data can be read"
@@ -229,7 +236,9 @@ impl Value {
 #[derive(Default)]
 struct OpenMemo {
     depth_of: std::collections::HashMap<u64, usize>,
-    at_depth: std::collections::BTreeMap<usize, Vec<u64>>,
+    /// Sets, not lists: a key stored again leaves its old depth in one step
+    /// (a scan per store made a few MB of PUTs quadratic).
+    at_depth: std::collections::BTreeMap<usize, std::collections::BTreeSet<u64>>,
 }
 
 impl OpenMemo {
@@ -244,15 +253,15 @@ impl OpenMemo {
     fn open(&mut self, key: u64, depth: usize) {
         if let Some(old) = self.depth_of.insert(key, depth) {
             if let Some(keys) = self.at_depth.get_mut(&old) {
-                keys.retain(|&k| k != key);
+                keys.remove(&key);
             }
         }
-        self.at_depth.entry(depth).or_default().push(key);
+        self.at_depth.entry(depth).or_default().insert(key);
     }
 
     /// The keys at `depth`, no longer open.
     fn take_at(&mut self, depth: usize) -> Vec<u64> {
-        let keys = self.at_depth.remove(&depth).unwrap_or_default();
+        let keys: Vec<u64> = self.at_depth.remove(&depth).unwrap_or_default().into_iter().collect();
         for key in &keys {
             self.depth_of.remove(key);
         }
@@ -288,6 +297,9 @@ struct Machine<'s, R> {
     spill: Option<&'s Arc<Spill>>,
     /// Bytes of values copied by DUP and memo GETs so far.
     copied: u64,
+    /// Values made so far (leaves, containers, copies), and the most allowed.
+    made: u64,
+    max_values: u64,
 }
 
 /// Deeper values would overflow the stack when dropped or compared; no
@@ -297,7 +309,13 @@ const MAX_DEPTH: u32 = 256;
 /// GETs can ask for exponentially many, so copies have a budget that grows
 /// with the input read (dataset files copy little: shared dtypes, strings).
 const COPY_BUDGET_BASE: u64 = 4 << 20;
+/// At most this many values (~1 GB): a pickle inside an `.npz` member is
+/// inflated as it is read, and a few MB of zlib can hold a billion 1-byte
+/// opcodes that each make a value. Dataset pickles make thousands (their
+/// arrays are single byte strings).
+const MAX_VALUES: u64 = 1 << 24;
 const COPY_BUDGET_PER_INPUT_BYTE: u64 = 64;
+const COPY_BUDGET_MAX: u64 = 1 << 30;
 
 /// How deep a value nests and roughly how much memory it holds (shared
 /// buffers and arrays not counted: copying those is free).
@@ -341,6 +359,10 @@ pub fn from_bytes(input: &[u8]) -> Result<Value, Problem> {
 /// and NumPy arrays built on them come back as [`Value::SpilledArray`]: memory
 /// then holds the pickle's structure, not its array data.
 pub fn from_reader(input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Value, Problem> {
+    decode(input, spill, MAX_VALUES)
+}
+
+fn decode(input: impl BufRead, spill: Option<&Arc<Spill>>, max_values: u64) -> Result<Value, Problem> {
     let mut m = Machine {
         input,
         pos: 0,
@@ -351,6 +373,8 @@ pub fn from_reader(input: impl BufRead, spill: Option<&Arc<Spill>>) -> Result<Va
         open_memo: OpenMemo::default(),
         spill,
         copied: 0,
+        made: 0,
+        max_values,
     };
     m.run().map_err(|p| problem!("pickle: {p} (at byte {})", m.pos))
 }
@@ -418,6 +442,7 @@ impl<R: BufRead> Machine<'_, R> {
     }
 
     fn push(&mut self, value: Value) {
+        self.made += 1;
         self.weights.push(Weight::leaf(&value));
         self.stack.push(value);
     }
@@ -426,6 +451,7 @@ impl<R: BufRead> Machine<'_, R> {
         if weight.depth > MAX_DEPTH {
             return Err(problem!("objects nested more than {MAX_DEPTH} levels deep"));
         }
+        self.made += 1;
         self.weights.push(weight);
         self.stack.push(value);
         Ok(())
@@ -456,7 +482,9 @@ impl<R: BufRead> Machine<'_, R> {
 
     fn charge_copy(&mut self, weight: Weight) -> Result<(), Problem> {
         self.copied += weight.bytes;
-        let budget = COPY_BUDGET_BASE + COPY_BUDGET_PER_INPUT_BYTE * self.pos;
+        // Capped too: an .npz member's input is inflated, so its length says
+        // little about the file's.
+        let budget = (COPY_BUDGET_BASE + COPY_BUDGET_PER_INPUT_BYTE * self.pos).min(COPY_BUDGET_MAX);
         if self.copied > budget {
             return Err(problem!("memo references expand to more than {} MiB of copies", budget >> 20));
         }
@@ -531,6 +559,9 @@ impl<R: BufRead> Machine<'_, R> {
 
     fn run(&mut self) -> Result<Value, Problem> {
         loop {
+            if self.made > self.max_values {
+                return Err(problem!("more than {} values: not a dataset file", self.max_values));
+            }
             let op = self.u8()?;
             match op {
                 b'.' => {
@@ -854,6 +885,15 @@ fn reduce(callable: Value, args: Value) -> Result<Value, Problem> {
         (Global::CodecsEncode, [Value::Str(s), Value::Str(enc)]) if enc == "latin1" || enc == "latin-1" => {
             latin1_bytes(s).map(|b| Value::Bytes(b.into())).ok_or_else(|| problem!("latin1 encoding fails"))
         }
+        (Global::Bytes, []) => Ok(Value::Bytes(Vec::new().into())),
+        (Global::FromBuffer, [data, Value::DType(dtype), shape, order]) => {
+            let fortran = match order.as_str() {
+                Some("C") => false,
+                Some("F") => true,
+                _ => return Err(problem!("array order is {order:?}, not C or F")),
+            };
+            numeric_array(dtype, array_shape(shape)?, data, fortran)
+        }
         (g, a) => Err(problem!("unsupported call {g:?} with {} arguments", a.len())),
     }
 }
@@ -881,15 +921,7 @@ fn build(target: Value, state: Value) -> Result<Value, Problem> {
             let [_, shape, Value::DType(dtype), fortran, data] = state.as_slice() else {
                 return Err(problem!("ndarray state has an unexpected layout"));
             };
-            let shape: Vec<usize> = shape
-                .as_seq()
-                .ok_or_else(|| problem!("ndarray shape is a {}", shape.type_name()))?
-                .iter()
-                .map(|d| match d {
-                    Value::Int(n) => usize::try_from(*n).map_err(|_| problem!("negative array extent {n}")),
-                    other => Err(problem!("array extent is a {}", other.type_name())),
-                })
-                .collect::<Result<_, _>>()?;
+            let shape = array_shape(shape)?;
             let fortran = matches!(fortran, Value::Bool(true) | Value::Int(1));
             if dtype.code.starts_with('O') {
                 let items = match data {
@@ -901,17 +933,34 @@ fn build(target: Value, state: Value) -> Result<Value, Problem> {
                 }
                 return Ok(Value::ObjectArray { shape, items });
             }
-            let t = numeric_dtype(dtype)?;
-            if let Value::SpilledBytes(data) = data {
-                expect_data_len(t, &shape, data.len())?;
-                let (big_endian, data) = (dtype.big_endian, data.clone());
-                return Ok(Value::SpilledArray(Arc::new(SpilledArray { dtype: t, big_endian, shape, fortran, data })));
-            }
-            let bytes = data.to_raw_bytes().ok_or_else(|| problem!("ndarray data is a {}", data.type_name()))?;
-            Ok(Value::Array(Arc::new(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?)))
+            numeric_array(dtype, shape, data, fortran)
         }
         (target, state) => Err(problem!("cannot set state {} on a {}", state.type_name(), target.type_name())),
     }
+}
+
+fn array_shape(shape: &Value) -> Result<Vec<usize>, Problem> {
+    shape
+        .as_seq()
+        .ok_or_else(|| problem!("ndarray shape is a {}", shape.type_name()))?
+        .iter()
+        .map(|d| match d {
+            Value::Int(n) => usize::try_from(*n).map_err(|_| problem!("negative array extent {n}")),
+            other => Err(problem!("array extent is a {}", other.type_name())),
+        })
+        .collect()
+}
+
+/// A numeric array from its raw bytes (held, or parked in the spill file).
+fn numeric_array(dtype: &NumpyDType, shape: Vec<usize>, data: &Value, fortran: bool) -> Result<Value, Problem> {
+    let t = numeric_dtype(dtype)?;
+    if let Value::SpilledBytes(data) = data {
+        expect_data_len(t, &shape, data.len())?;
+        let (big_endian, data) = (dtype.big_endian, data.clone());
+        return Ok(Value::SpilledArray(Arc::new(SpilledArray { dtype: t, big_endian, shape, fortran, data })));
+    }
+    let bytes = data.to_raw_bytes().ok_or_else(|| problem!("ndarray data is a {}", data.type_name()))?;
+    Ok(Value::Array(Arc::new(Array::from_bytes(t, dtype.big_endian, shape, &bytes, fortran)?)))
 }
 
 #[cfg(test)]
@@ -943,6 +992,41 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         let v = from_bytes(b"\x80\x02}q\x00U\x04caf\xe9q\x01U\x01xq\x02s.").unwrap();
         assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("x".into())));
         assert_eq!(v.get("caf\u{e9}").unwrap().to_raw_bytes().as_deref(), Some(b"x".as_slice()));
+    }
+
+    /// Python 3.14 pickles at protocol 5, where NumPy writes an array as
+    /// `_frombuffer(bytearray, dtype, shape, order)`; at protocol 2, Python 3
+    /// writes an empty array's data as `bytes()`.
+    #[test]
+    fn protocol_5_arrays_and_empty_protocol_2_arrays() {
+        // pickle.dumps({'a': np.arange(6, dtype='<f4').reshape(2, 3),
+        //               'b': np.asfortranarray(np.arange(6, dtype='>i4').reshape(2, 3))}, protocol=5)
+        const P5: &[u8] = b"\x80\x05\x95\xf3\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c\x01a\x94\x8c\x13numpy._core.numeric\x94\x8c\x0b_frombuffer\x94\x93\x94(\x96\x18\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80?\x00\x00\x00@\x00\x00@@\x00\x00\x80@\x00\x00\xa0@\x94\x8c\x05numpy\x94\x8c\x05dtype\x94\x93\x94\x8c\x02f4\x94\x89\x88\x87\x94R\x94(K\x03\x8c\x01<\x94NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t\x94bK\x02K\x03\x86\x94\x8c\x01C\x94t\x94R\x94\x8c\x01b\x94h\x04(\x96\x18\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00\x05\x94h\x08\x8c\x02i4\x94\x89\x88\x87\x94R\x94(K\x03\x8c\x01>\x94NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t\x94bK\x02K\x03\x86\x94\x8c\x01F\x94t\x94R\x94u.";
+        let v = from_bytes(P5).unwrap();
+        for key in ["a", "b"] {
+            let Some(Value::Array(a)) = v.get(key) else { panic!("{key}: {:?}", v.get(key)) };
+            assert_eq!(
+                (a.shape.as_slice(), a.data.as_slice()),
+                ([2, 3].as_slice(), [0.0, 1.0, 2.0, 3.0, 4.0, 5.0].as_slice())
+            );
+        }
+        // pickle.dumps(np.zeros((0, 3)), protocol=2)
+        const EMPTY_P2: &[u8] = b"\x80\x02cnumpy._core.multiarray\x0a_reconstruct\x0aq\x00cnumpy\x0andarray\x0aq\x01K\x00\x85q\x02c_codecs\x0aencode\x0aq\x03X\x01\x00\x00\x00bq\x04X\x06\x00\x00\x00latin1q\x05\x86q\x06Rq\x07\x87q\x08Rq\x09(K\x01K\x00K\x03\x86q\x0acnumpy\x0adtype\x0aq\x0bX\x02\x00\x00\x00f8q\x0c\x89\x88\x87q\x0dRq\x0e(K\x03X\x01\x00\x00\x00<q\x0fNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tq\x10b\x89c__builtin__\x0abytes\x0aq\x11)Rq\x12tq\x13b.";
+        let Value::Array(a) = from_bytes(EMPTY_P2).unwrap() else { panic!("not an array") };
+        assert_eq!((a.shape.as_slice(), a.data.len()), ([0, 3].as_slice(), 0));
+    }
+
+    /// A run of 1-byte opcodes, each making a value, stops at the cap
+    /// instead of growing memory ~70 times the input.
+    #[test]
+    fn a_flood_of_values_is_refused() {
+        let mut flood = b"\x80\x02".to_vec();
+        flood.extend(std::iter::repeat_n(b'N', 1010));
+        flood.push(b'.');
+        let err = decode(flood.as_slice(), None, 1000).unwrap_err();
+        assert!(err.0.contains("more than 1000 values: not a dataset file"), "{err}");
+        // The data of the tests above is far below the real cap.
+        assert!(decode(DICT_P2, None, 20).is_ok());
     }
 
     #[test]

@@ -208,12 +208,15 @@ fn output_dir_keeps_finished_runs_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     write_frames(dir.path(), 5, WriterOptions::for_table(Table::SourceFrames));
     std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    // Another tool's Parquet file: ours are part-NNNNN.parquet only.
+    std::fs::write(dir.path().join("train-00000-of-00003.parquet"), b"theirs").unwrap();
     assert!(matches!(OutputDir::prepare(dir.path(), false).unwrap(), Prepared::Existing(_)));
     let Prepared::Fresh(out) = OutputDir::prepare(dir.path(), true).unwrap() else { panic!("forced") };
     assert!(!dir.path().join(MANIFEST_FILE).exists());
     assert!(!dir.path().join("part-00000.parquet").exists());
     assert!(!dir.path().join(CAMERAS_FILE).exists());
     assert!(dir.path().join("notes.txt").exists(), "files we did not write are kept");
+    assert!(dir.path().join("train-00000-of-00003.parquet").exists(), "other tools' shards too");
     assert_eq!(out.path(), dir.path());
 }
 

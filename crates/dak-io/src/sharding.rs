@@ -102,15 +102,17 @@ pub fn shard_manifests(dir: &Path) -> Result<Vec<(usize, usize, PathBuf)>> {
     Ok(found)
 }
 
-/// The file of group `k`: `PREFIX-NNNNN.parquet`.
-pub fn group_file_name(prefix: &str, group: usize) -> String {
-    format!("{prefix}-{group:05}.parquet")
+/// The file of group `k`: `part-NNNNN.parquet` (more digits past 99999).
+pub fn group_file_name(group: usize) -> String {
+    format!("part-{group:05}.parquet")
 }
 
-/// The group number of a `PREFIX-NNNNN.parquet` name.
+/// The group number of a [`group_file_name`]. Only our prefix: an output
+/// folder may hold other tools' Parquet files (`train-00000-of-00003.parquet`),
+/// which a run must never take for its own leftovers and delete.
 pub(crate) fn group_of(name: &str) -> Option<usize> {
-    let (_, idx) = name.strip_suffix(".parquet")?.rsplit_once('-')?;
-    (idx.len() == 5 && idx.bytes().all(|b| b.is_ascii_digit())).then(|| idx.parse().ok()).flatten()
+    let idx = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    (idx.len() >= 5 && idx.bytes().all(|b| b.is_ascii_digit())).then(|| idx.parse().ok()).flatten()
 }
 
 /// What a shard manifest records under `extra.shard`.
@@ -330,8 +332,11 @@ mod tests {
         assert_eq!(parse_shard_manifest_name(&s.manifest_name()), Some((1, 3)));
         assert_eq!(ShardSpec::WHOLE.manifest_name(), MANIFEST_FILE);
         assert!(ShardSpec::new(3, 3).is_err() && ShardSpec::new(0, 0).is_err());
-        assert_eq!(group_of(&group_file_name("part", 12)), Some(12));
+        assert_eq!(group_of(&group_file_name(12)), Some(12));
+        assert_eq!(group_of(&group_file_name(123_456)), Some(123_456), "past five digits");
         assert_eq!(group_of("cameras.parquet"), None);
+        assert_eq!(group_of("train-00000-of-00003.parquet"), None, "another tool's file");
+        assert_eq!(group_of("part-12.parquet"), None);
     }
 
     #[test]

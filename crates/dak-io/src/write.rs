@@ -246,7 +246,7 @@ impl OutputDir {
     /// its bytes depend only on what the group holds.
     pub fn group_writer(&self, table: Table, group: usize) -> ShardWriter {
         let options = WriterOptions { rows_per_file: usize::MAX, ..WriterOptions::for_table(table) };
-        let name = group_file_name("part", group);
+        let name = group_file_name(group);
         ShardWriter::new(&self.dir, table, name.strip_suffix(".parquet").expect("parquet name"), options)
     }
 
@@ -278,7 +278,7 @@ impl OutputDir {
     }
 }
 
-/// Files this crate names (`PREFIX-NNNNN.parquet`, `cameras.parquet`) for
+/// Files this crate names (`part-NNNNN.parquet`, `cameras.parquet`) for
 /// which `remove` holds: an unfinished or stale run's leftovers. Anything
 /// else in the directory is left alone.
 pub(crate) fn remove_our_parquet_files(dir: &Path, remove: impl Fn(&str) -> bool) -> Result<()> {
