@@ -49,7 +49,7 @@ impl Estimator {
             config: config.clone(),
             structural_embed: nn::linear(&s / "embed", 2, c, Default::default()),
             structural_pos: pos(&s / "spatial", &[1, 1, j, c]),
-            structural_blocks: blocks(&s / "blocks", config.encoder_layers / 2),
+            structural_blocks: blocks(&s / "blocks", config.encoder_layers.div_ceil(2)),
             dynamic_embed: nn::linear(&d / "embed", 2, c, Default::default()),
             dynamic_pos: pos(&d / "temporal", &[1, t, 1, c]),
             dynamic_blocks: blocks(&d / "blocks", config.encoder_layers / 2),

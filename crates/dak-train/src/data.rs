@@ -416,10 +416,14 @@ impl HostBatch {
             let target = root_relative_m(&pose_sa).to_kind(Kind::Float);
             (flip_where(&normalize_px_tensor(&px, &screens), &mask), flip_where(&target, &mask))
         });
+        // A clip with a padded or invalid frame is real for the pose loss
+        // but not for the critics: its frozen tail would tell them "real".
+        let whole = valid.amin([1i64].as_slice(), false);
         RealInputs {
             x: flip_where(&x, &mask),
             target: flip_where(&root_relative_m(&pose), &mask),
             weight: &valid / (valid.sum(Kind::Float) * NUM_JOINTS as f64).clamp_min(1.0),
+            critic_weight: &whole / whole.sum(Kind::Float).clamp_min(1.0),
             twin,
         }
     }
@@ -450,6 +454,9 @@ pub struct RealInputs {
     /// Per-frame weights `(B, T)`: validity over 17 × the valid frames, so
     /// that Σ weight · joint error is the mean over valid frames.
     pub weight: Tensor,
+    /// Per-clip weights `(B,)` of the real side of the adversarial losses:
+    /// 1 / (clips with every frame valid) for those, 0 for the others.
+    pub critic_weight: Tensor,
     /// The structure-augmented twins' (2D, target).
     pub twin: Option<(Tensor, Tensor)>,
 }
@@ -801,10 +808,14 @@ mod tests {
         let weighted = f64::try_from((&error * real.weight.unsqueeze(-1)).sum(Kind::Float)).unwrap();
         let mean = f64::try_from(error.flatten(0, 1).narrow(0, 0, 10).mean(Kind::Float)).unwrap();
         assert!((weighted - mean).abs() < 1e-6, "{weighted} vs {mean}");
+        // The critics see only the two clips whose frames are all valid.
+        assert_eq!(Vec::<f32>::try_from(&real.critic_weight).unwrap(), [0.5, 0.5, 0.0]);
         // No valid frame: weights 0, not a division by zero.
         let mut none = host_batch();
         none.valid.fill(0.0);
-        assert_eq!(f64::try_from(none.prepare(&[false; 3], None).weight.abs().sum(Kind::Float)).unwrap(), 0.0);
+        let none = none.prepare(&[false; 3], None);
+        assert_eq!(f64::try_from(none.weight.abs().sum(Kind::Float)).unwrap(), 0.0);
+        assert_eq!(f64::try_from(none.critic_weight.abs().sum(Kind::Float)).unwrap(), 0.0);
     }
 
     /// One block goes up; each part comes back whole, in its shape, at an

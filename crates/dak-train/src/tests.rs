@@ -377,3 +377,61 @@ fn window_count_is_the_number_of_windows() {
         assert_eq!(set.window_count(stride), set.windows(stride).len(), "stride {stride}");
     }
 }
+
+/// The game's signs (Eq. 4–6 with the GRL): the critics' gradient lowers
+/// L_adv, the encoders' raises it (they fight the critics), and during the
+/// warm-up's first step (λ_grl = 0) the encoders get none of it. The
+/// adversarial part of each gradient is the difference between a trainer
+/// with the adversarial weights and its twin without.
+#[test]
+fn critics_descend_and_encoders_ascend_the_adversarial_loss() {
+    let (mut with, mut without) = twin_trainers(Ablation::Full);
+    without.config.losses.adv_str = 0.0;
+    without.config.losses.adv_dyn = 0.0;
+    let windows = with.epoch_batches(0).remove(0);
+    let grads = |t: &mut Trainer, epoch: f64| {
+        t.gradients(&windows, 3, epoch, Backward::Whole);
+        let mut g: Vec<(String, Tensor)> =
+            t.nets.vs.variables().into_iter().map(|(n, v)| (n, v.grad().copy())).collect();
+        g.sort_by(|a, b| a.0.cmp(&b.0));
+        g
+    };
+    let critic = |name: &str| name.starts_with("D_str.") || name.starts_with("D_dyn.");
+    let adversarial = |t: &mut Trainer, epoch: f64| {
+        let l = t.losses(&windows, 3, epoch).1;
+        l.adv_str + l.adv_dyn
+    };
+    for (epoch, encoders_move) in [(0.0, false), (2.0, true)] {
+        let (a, b) = (grads(&mut with, epoch), grads(&mut without, epoch));
+        let delta: Vec<(String, Tensor)> = a.into_iter().zip(b).map(|((n, x), (_, y))| (n, x - y)).collect();
+        let size = |pick: &dyn Fn(&str) -> bool| {
+            delta.iter().filter(|(n, _)| pick(n)).map(|(_, d)| d.abs().max().double_value(&[])).fold(0.0, f64::max)
+        };
+        let (critics, rest) = (size(&critic), size(&|n: &str| !critic(n)));
+        assert!(critics > 1e-6, "epoch {epoch}: the critics get no gradient");
+        assert_eq!(rest > 1e-7, encoders_move, "epoch {epoch}: encoders' adversarial gradient {rest:e}");
+        // A small step along −Δ: the critics' lowers L_adv, the encoders' raises it.
+        let before = adversarial(&mut with, epoch);
+        for (moved, sign) in [(true, -1.0), (false, 1.0)] {
+            if !moved && !encoders_move {
+                continue;
+            }
+            let params = with.nets.vs.variables();
+            let saved: Vec<(String, Tensor)> = params.iter().map(|(n, v)| (n.clone(), v.copy())).collect();
+            tch::no_grad(|| {
+                for (name, d) in delta.iter().filter(|(n, _)| critic(n) == moved) {
+                    let mut v = params[name].shallow_clone();
+                    let _ = v.f_sub_(&(d * (1e-2 / critics.max(rest)))).unwrap();
+                }
+            });
+            let after = adversarial(&mut with, epoch);
+            let what = if moved { "critics" } else { "encoders" };
+            assert!(sign * (after - before) > 0.0, "epoch {epoch}: {what}' step moved L_adv {before} → {after}");
+            tch::no_grad(|| {
+                for (name, v) in saved {
+                    params[&name].shallow_clone().copy_(&v);
+                }
+            });
+        }
+    }
+}

@@ -209,10 +209,11 @@ pub fn mpjpe_loss(pred: &Tensor, target: &Tensor, w: Option<&Tensor>) -> Tensor 
 /// critics' logits squashed to (0, 1). With gradient reversal the encoders
 /// *maximise* this loss; on raw outputs a squared error has no upper bound
 /// and the game diverges (losses in the hundreds), on probabilities it
-/// stays within [0, 2].
-pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor) -> Tensor {
+/// stays within [0, 2]. Real clips count by `real_weight` `(B,)` (summing
+/// to 1, or 0 when none may count: [`data::RealInputs::critic_weight`]).
+pub fn lsgan_loss(d_synthetic: &Tensor, d_real: &Tensor, real_weight: &Tensor) -> Tensor {
     d_synthetic.to_kind(Kind::Float).sigmoid().square().mean(Kind::Float)
-        + (d_real.to_kind(Kind::Float).sigmoid() - 1.0).square().mean(Kind::Float)
+        + ((d_real.to_kind(Kind::Float).sigmoid() - 1.0).square() * real_weight).sum(Kind::Float)
 }
 
 /// A step's inputs on the device ([`Trainer::step_inputs`]), mirrored,
@@ -224,6 +225,8 @@ pub(crate) struct StepInputs {
     target: Tensor,
     /// Per-frame weights of the real clips' MPJPE `(B, T)`.
     weight: Tensor,
+    /// Per-clip weights of the real clips for the critics `(B,)`.
+    critic_weight: Tensor,
     twin_target: Option<Tensor>,
     /// SMA's and DMA's pairs: the real clips then the synthetic ones
     /// `(2B, T, 17, 2)` (an auxiliary estimator's joined pass), and the
@@ -491,12 +494,14 @@ impl Trainer {
         };
         let (sma, dma) = (synthetic(sma, &sma_flips), synthetic(dma, &dma_flips));
         let (target, weight) = (block.push(real.target), block.push(real.weight));
+        let critic_weight = block.push(real.critic_weight);
         let on_device = block.send(self.device);
         let take = |i: usize| on_device[i].shallow_clone();
         StepInputs {
             g_in: take(g_in),
             target: take(target),
             weight: take(weight),
+            critic_weight: take(critic_weight),
             twin_target: twin_target.map(take),
             sma: sma.map(|(x, t)| (take(x), take(t))),
             dma: dma.map(|(x, t)| (take(x), take(t))),
@@ -600,7 +605,7 @@ impl Trainer {
     fn objective<'n>(&'n self, inputs: StepInputs, epoch: f64, sink: &mut Sink<'n>) -> PendingLosses {
         let cfg = &self.config;
         let ab = cfg.ablation;
-        let StepInputs { g_in, target, weight: w, twin_target, sma, dma } = inputs;
+        let StepInputs { g_in, target, weight: w, critic_weight, twin_target, sma, dma } = inputs;
         let b = target.size()[0];
         let kind = self.nets.kind();
         let x = g_in.narrow(0, 0, b);
@@ -670,7 +675,7 @@ impl Trainer {
             let part = mpjpe_loss(&synthetic, ts, None);
             let syn = critic.judge(&gradient_reversal(critic.stream(&fa), lambda), true);
             let real = critic.judge(&gradient_reversal(critic.stream(&g_real), lambda), true);
-            let adv = lsgan_loss(&syn, &real);
+            let adv = lsgan_loss(&syn, &real, &critic_weight);
             terms.add(Term::Pe, &part);
             terms.add(adv_term, &adv);
             sink.emit(part * l.pe + adv * (weight * l.dg));
