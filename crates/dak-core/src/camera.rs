@@ -10,7 +10,10 @@
 use nalgebra::{Matrix3, Quaternion, Rotation3, UnitQuaternion, Vector2, Vector3};
 use serde::{Deserialize, Serialize};
 
-/// Pinhole intrinsics with Brown–Conrady distortion (k1..k3 radial, p1,p2 tangential).
+/// Pinhole intrinsics with Human3.6M's distortion model, as VideoPose3D
+/// applies it: radial k1..k3, and a tangential term x·(p·x) + p·r² that is
+/// *not* OpenCV's Brown–Conrady (2p1·xy + p2(r² + 2x²)); OpenCV
+/// coefficients need converting.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Intrinsics {
@@ -78,9 +81,11 @@ impl Intrinsics {
     }
 
     /// Pixel to undistorted normalised coordinates (x/z, y/z): the inverse of
-    /// [`Self::distort_normalised`] by fixed-point iteration (converges for the
-    /// mild distortion of real lenses; exact for pinhole cameras).
-    pub fn undistort_pixel(&self, pixel: &Vector2<f64>) -> Vector2<f64> {
+    /// [`Self::distort_normalised`] by fixed-point iteration. It converges
+    /// for the mild distortion of real lenses within their image (exact for
+    /// pinhole cameras); `None` where it does not (far outside the image,
+    /// where the polynomial folds over, or beyond [`Self::project`]'s clamp).
+    pub fn undistort_pixel(&self, pixel: &Vector2<f64>) -> Option<Vector2<f64>> {
         let d = Vector2::new(
             (pixel.x - self.center_px[0]) / self.focal_length_px[0],
             (pixel.y - self.center_px[1]) / self.focal_length_px[1],
@@ -98,7 +103,8 @@ impl Intrinsics {
                 break;
             }
         }
-        xx
+        let residual = self.distort_normalised(&xx) - pixel;
+        (xx.iter().all(|v| v.is_finite()) && residual.norm() < 1e-6).then_some(xx)
     }
 
     /// Pixels to the networks' screen coordinates: x in [-1, 1], y scaled by
@@ -143,12 +149,22 @@ impl Extrinsics {
     }
 
     /// From a world→camera rigid transform `x_cam = R x_world + t` (mm), the
-    /// form of 3DHP's `camera.calibration` and 3DPW's `cam_poses`.
-    pub fn from_camera_from_world(rotation: &Matrix3<f64>, translation_mm: &Vector3<f64>) -> Self {
+    /// form of 3DHP's `camera.calibration` and 3DPW's `cam_poses`. `R` must
+    /// be a rotation: the nearest rotation of anything else (a mirrored
+    /// axis) would be some unrelated camera, silently.
+    pub fn from_camera_from_world(
+        rotation: &Matrix3<f64>,
+        translation_mm: &Vector3<f64>,
+    ) -> Result<Self, crate::GeometryError> {
+        let determinant = rotation.determinant();
+        let deviation = (rotation.transpose() * rotation - Matrix3::identity()).norm();
+        if !(deviation < 1e-3 && determinant > 0.0) {
+            return Err(crate::GeometryError::NotARotation { determinant, deviation });
+        }
         let camera_from_world = Rotation3::from_matrix(rotation);
         let world_from_camera = UnitQuaternion::from_rotation_matrix(&camera_from_world.inverse());
         let center = -(camera_from_world.inverse() * translation_mm);
-        Extrinsics::new(world_from_camera, center)
+        Ok(Extrinsics::new(world_from_camera, center))
     }
 
     pub fn world_from_camera(&self) -> UnitQuaternion<f64> {
@@ -232,6 +248,18 @@ mod tests {
         }
     }
 
+    /// Far outside the image the distortion polynomial folds over and the
+    /// iteration settles on no inverse: none, not a wrong ray.
+    #[test]
+    fn undistortion_that_does_not_converge_is_none() {
+        let cam = h36m_cam0();
+        let at = |x: f64, y: f64| {
+            Vector2::new(cam.center_px[0] + cam.focal_length_px[0] * x, cam.center_px[1] + cam.focal_length_px[1] * y)
+        };
+        assert!(cam.undistort_pixel(&at(1.0, 0.8)).is_none());
+        assert!(cam.undistort_pixel(&at(0.3, -0.2)).is_some());
+    }
+
     #[test]
     fn optical_axis_projects_to_principal_point() {
         let cam = h36m_cam0();
@@ -273,10 +301,15 @@ mod tests {
     fn from_camera_from_world_agrees_with_quaternion_form() {
         let rot = Rotation3::from_euler_angles(0.3, -1.2, 2.0);
         let t = Vector3::new(100.0, -2000.0, 4500.0);
-        let ext = Extrinsics::from_camera_from_world(rot.matrix(), &t);
+        let ext = Extrinsics::from_camera_from_world(rot.matrix(), &t).unwrap();
         let xw = Vector3::new(500.0, 300.0, 1700.0);
         let expected = rot * xw + t;
         assert!((ext.world_to_camera(&xw) - expected).norm() < 1e-9);
+        // A mirrored axis or a scaled matrix is no camera orientation.
+        let mirrored = rot.matrix() * Matrix3::from_diagonal(&Vector3::new(1.0, 1.0, -1.0));
+        let err = Extrinsics::from_camera_from_world(&mirrored, &t).unwrap_err();
+        assert!(matches!(err, crate::GeometryError::NotARotation { determinant, .. } if determinant < 0.0), "{err}");
+        assert!(Extrinsics::from_camera_from_world(&(rot.matrix() * 2.0), &t).is_err());
     }
 
     proptest! {
@@ -316,7 +349,7 @@ mod tests {
             let cam = h36m_cam0();
             let p = Vector3::new(x * z, y * z, z);
             let px = cam.project(&p);
-            let ray = cam.undistort_pixel(&px);
+            let ray = cam.undistort_pixel(&px).unwrap();
             prop_assert!((ray - Vector2::new(x, y)).norm() < 1e-9, "{:?} vs {},{}", ray, x, y);
         }
     }

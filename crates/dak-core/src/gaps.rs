@@ -7,6 +7,7 @@
 /// linearly, frames before the first and after the last hold its point.
 pub fn interpolate_track(seen: &[(usize, [f32; 2])], len: usize) -> Vec<[f32; 2]> {
     assert!(!seen.is_empty(), "a track needs a frame where the point was seen");
+    debug_assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "seen frames in order");
     let mut out = Vec::with_capacity(len);
     let mut k = 0;
     for f in 0..len {

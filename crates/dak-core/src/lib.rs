@@ -2,8 +2,10 @@
 //! forward kinematics, the Human3.6M camera model, and the pose metrics of the
 //! DAK-Pose paper (MPJPE, P-MPJPE, N-MPJPE, MPJVE, PCK, AUC).
 //!
-//! Everything here is in millimetres and pixels, `f64`, and free of IO so that
-//! converters, augmentation and evaluation agree on one set of numbers.
+//! Everything here is in millimetres and pixels, `f64` (but for the `f32`
+//! helpers the network inputs use: `gaps`, `normalize_screen_f32`), and free
+//! of IO so that converters, augmentation and evaluation agree on one set of
+//! numbers.
 
 pub mod bones;
 pub mod camera;
@@ -28,4 +30,6 @@ pub enum GeometryError {
     TooFewFrames { needed: usize, found: usize },
     #[error("flat joint buffer of {len} values is not a whole number of {per_frame}-value frames")]
     RaggedBuffer { len: usize, per_frame: usize },
+    #[error("not a rotation matrix (determinant {determinant:.4}, ‖RᵀR − I‖ = {deviation:.2e}): a mirrored or damaged calibration")]
+    NotARotation { determinant: f64, deviation: f64 },
 }

@@ -151,7 +151,8 @@ pub fn bone_name(child: usize) -> String {
 
 /// Read a pose from a flat `[x0,y0,z0,x1,...]` buffer of 51 values.
 pub fn pose_from_flat(flat: &[f32]) -> Pose3 {
-    debug_assert_eq!(flat.len(), NUM_JOINTS * 3);
+    // Always checked: a longer buffer would otherwise lose its tail silently.
+    assert_eq!(flat.len(), NUM_JOINTS * 3, "a pose is 51 values");
     std::array::from_fn(|j| {
         Vector3::new(f64::from(flat[3 * j]), f64::from(flat[3 * j + 1]), f64::from(flat[3 * j + 2]))
     })
@@ -159,7 +160,7 @@ pub fn pose_from_flat(flat: &[f32]) -> Pose3 {
 
 /// Write a pose into a flat buffer of 51 values.
 pub fn pose_to_flat(pose: &Pose3, out: &mut [f32]) {
-    debug_assert_eq!(out.len(), NUM_JOINTS * 3);
+    assert_eq!(out.len(), NUM_JOINTS * 3, "a pose is 51 values");
     for (j, p) in pose.iter().enumerate() {
         out[3 * j] = p.x as f32;
         out[3 * j + 1] = p.y as f32;

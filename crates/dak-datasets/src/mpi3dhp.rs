@@ -99,7 +99,12 @@ impl CalibratedCamera {
         }
     }
 
+    /// Checked by [`parse_calibration`].
     pub fn extrinsics(&self) -> Extrinsics {
+        self.checked_extrinsics().expect("a parsed calibration holds rotations")
+    }
+
+    fn checked_extrinsics(&self) -> std::result::Result<Extrinsics, dak_core::GeometryError> {
         let e = &self.extrinsic;
         let rotation = Matrix3::new(e[0], e[1], e[2], e[4], e[5], e[6], e[8], e[9], e[10]);
         Extrinsics::from_camera_from_world(&rotation, &Vector3::new(e[3], e[7], e[11]))
@@ -153,6 +158,7 @@ pub fn parse_calibration(text: &str) -> std::result::Result<Vec<CalibratedCamera
         if c.intrinsic[0] <= 0.0 || c.intrinsic[5] <= 0.0 || c.size[0] == 0 {
             return Err(format!("camera {} lacks a size or intrinsic matrix", c.name));
         }
+        c.checked_extrinsics().map_err(|e| format!("camera {}: extrinsic: {e}", c.name))?;
     }
     Ok(cameras)
 }
@@ -467,5 +473,8 @@ mod tests {
         assert!(parse_calibration("hello").unwrap_err().contains("not a Skeletool"));
         let bad = CALIB.replace("1500 0 1024", "1500 x 1024");
         assert!(parse_calibration(&bad).unwrap_err().contains("non-number"));
+        let mirrored = CALIB.replace("0 0 1 30", "0 0 -1 30");
+        let err = parse_calibration(&mirrored).unwrap_err();
+        assert!(err.contains("camera 0: extrinsic: not a rotation matrix (determinant -1"), "{err}");
     }
 }

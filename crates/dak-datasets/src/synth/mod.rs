@@ -210,6 +210,7 @@ pub fn look_at(center: &Vector3<f64>, target: &Vector3<f64>) -> Extrinsics {
     let down = forward.cross(&right);
     let camera_from_world = Matrix3::from_rows(&[right.transpose(), down.transpose(), forward.transpose()]);
     Extrinsics::from_camera_from_world(&camera_from_world, &(-(camera_from_world * center)))
+        .expect("right, down, forward are orthonormal and right-handed")
 }
 
 /// splitmix64 over three words: independent, stable per-stream seeds.
