@@ -206,7 +206,9 @@ fn same_seed_same_bytes_and_reruns_are_no_ops() {
     assert_eq!(std::fs::read(a.join("manifest.json")).unwrap(), before, "an up-to-date output is left alone");
     let other = sample("sma", &a, &["--chunk", "7", "--focal-jitter", "0.01"]);
     assert!(!other.status.success());
-    assert!(String::from_utf8_lossy(&other.stderr).contains("--force"));
+    // The refusal names what differs (the asked-for value, the held one in brackets).
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("--force") && err.contains("camera_jitter.focal_rel_std: 0.01 (0.0)"), "{err}");
     // --force with a mistyped filter fails before the finished output is touched.
     let typo = sample("sma", &a, &["--chunk", "7", "--focal-jitter", "0.01", "--force", "--subjects", "S99"]);
     assert!(!typo.status.success() && String::from_utf8_lossy(&typo.stderr).contains("S99"));

@@ -83,3 +83,23 @@ fn libtorch_commands_run_with_raised_malloc_thresholds_unless_the_user_set_their
     let prep = crate::support::run("dak-prep", &["stats", "/nonexistent/shards"]);
     assert!(!String::from_utf8_lossy(&prep.stderr).contains("GLIBC_TUNABLES="));
 }
+
+/// Without a terminal (a batch job's log) long work still says how far it
+/// is: a line every DAK_PROGRESS_SECONDS; -q keeps the log quiet.
+#[test]
+fn progress_goes_to_the_log_when_stderr_is_no_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = |out: &str, quiet: bool| {
+        let mut c = std::process::Command::new(crate::support::binary("dak-prep"));
+        c.args(["synth", "--frames", "30", "--out"]).arg(tmp.path().join(out)).env("DAK_PROGRESS_SECONDS", "0");
+        if quiet {
+            c.arg("-q");
+        }
+        c.output().unwrap()
+    };
+    let out = synth("a", false);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains("synthesising sequences: 80/80"), "{log}");
+    let out = synth("b", true);
+    assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("synthesising"));
+}

@@ -173,9 +173,38 @@ json = "shards/demo.stats.json"
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("stage `eval` failed"), "{err}");
     assert!(d.join("shards/demo/.dak-stage.json").exists());
-    assert!(!d.join("evals/x/.dak-stage.json").exists() && !d.join("shards/demo.stats.json").exists());
+    // The failed stage holds a claim (a stamp without an output), not a stamp.
+    let claim: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("evals/x/.dak-stage.json")).unwrap()).unwrap();
+    assert_eq!((claim["stage"].as_str(), claim["output"].as_str()), (Some("eval"), Some("")));
+    assert!(!d.join("shards/demo.stats.json").exists());
     let plan = ok(&dak(d, &["pipeline", "plan", "f.toml"]));
-    assert!(plan.contains("3 stages, 2 to run"), "{plan}");
+    assert!(plan.contains("3 stages, 2 to run") && plan.contains("its last run did not finish"), "{plan}");
+
+    // A finished output the pipeline did not make (made by hand here) is
+    // refused before anything runs, not replaced with --force; --from
+    // replaces it.
+    let own = r#"
+[[stage]]
+name = "prep"
+run = "prep synth"
+out = "mine"
+frames = 30
+"#;
+    std::fs::write(d.join("own.toml"), own).unwrap();
+    ok(&dak(d, &["prep", "synth", "--out", "mine", "--frames", "30", "-q"]));
+    let manifest = std::fs::read(d.join("mine/manifest.json")).unwrap();
+    for command in ["plan", "run"] {
+        let out = dak(d, &["pipeline", command, "own.toml", "-q"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("no stamp says this pipeline made") && err.contains("--from prep"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(d.join("mine/manifest.json")).unwrap(), manifest, "left as it was");
+    ok(&dak(d, &["pipeline", "run", "own.toml", "--from", "prep", "-q"]));
+    assert!(d.join("mine/.dak-stage.json").exists());
 }
 
 /// Every shipped pipeline parses and checks (data paths pointed at empty directories).

@@ -50,14 +50,19 @@ impl SyntheticWriter {
     /// the same config is up to date; one with another config is only
     /// replaced with `force`.
     pub fn open(out: &Path, mode: &str, config: serde_json::Value, force: bool, shard: ShardSpec) -> Result<Opened> {
-        let dir = match OutputDir::prepare_shard(out, shard, force)? {
+        let dir = match OutputDir::prepare_shard(out, shard, Table::SyntheticClips, force)? {
             Prepared::Existing(m) if m.extra.get("config") == Some(&config) => return Ok(Opened::UpToDate(m)),
-            Prepared::Existing(_) => {
+            Prepared::Existing(m) => {
+                let old = m.extra.get("config").cloned().unwrap_or_default();
+                let mut differ = dak_io::manifest::value_differences("", &old, &config);
+                differ.truncate(5);
                 return Err(Error::Source {
                     path: out.to_path_buf(),
-                    reason: "holds a finished output made with other settings or inputs; pass --force to replace it"
-                        .into(),
-                })
+                    reason: format!(
+                        "holds clips made with other settings or inputs ({}; the held clips' in brackets); pass --force to replace them",
+                        differ.join(", ")
+                    ),
+                });
             }
             Prepared::Fresh(dir) => dir,
         };

@@ -21,6 +21,23 @@ pub struct SourceFilter {
     pub subjects: Vec<String>,
 }
 
+/// "datasets demo-target, any split, subjects T1, T2": for messages.
+impl std::fmt::Display for SourceFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = |what: &str, list: &[String]| match list {
+            [] => format!("any {what}"),
+            _ => format!("{what}s {}", list.join(", ")),
+        };
+        write!(
+            f,
+            "{}, {}, {}",
+            part("dataset", &self.datasets),
+            part("split", &self.splits),
+            part("subject", &self.subjects)
+        )
+    }
+}
+
 impl SourceFilter {
     pub fn keeps(&self, dataset: &str, split: &str, subject: &str) -> bool {
         let ok = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);

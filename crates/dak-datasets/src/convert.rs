@@ -168,7 +168,7 @@ impl Conversion<'_> {
         let layout = self.opts.layout;
         let config = |inputs: Vec<InputFile>| serde_json::json!({ "settings": self.settings, "inputs": inputs, "layout": layout.describe() });
         let fingerprint = || fingerprint(&self.opts.data_dir, &self.inputs);
-        let prepare = |force: bool| OutputDir::prepare_shard(&self.opts.out, layout.shard, force);
+        let prepare = |force: bool| OutputDir::prepare_shard(&self.opts.out, layout.shard, Table::SourceFrames, force);
         // With --force the old output is cleared only once the inputs have
         // been read and planned: a wrong --data-dir or a damaged file must
         // not cost a finished output.

@@ -68,7 +68,7 @@ pub fn infer(
         poses_mm: vec![0.0; n * NUM_JOINTS * 3],
         valid: vec![true; n],
     };
-    let set = VideoSet { videos: vec![video], inputs: vec![track.source.clone()] };
+    let set = VideoSet { videos: vec![video], inputs: vec![track.source.clone()], held: Default::default() };
     let predictions = predict_videos(&model.g, &set, model.config.frames, flip, device);
     crate::check_finite(&set, &predictions, &model.provenance)?;
     let poses_mm = predictions[0].chunks_exact(NUM_JOINTS * 3).map(|c| c.try_into().expect("51 values")).collect();

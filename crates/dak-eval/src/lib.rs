@@ -67,12 +67,11 @@ pub fn load_videos(shards: &[PathBuf], options: &EvalOptions) -> Result<VideoSet
         return Err(Error::Data {
             path: shards.first().cloned().unwrap_or_default(),
             reason: format!(
-                "no {}frames for protocol {} (datasets {:?}, subjects {:?}, splits {:?})",
+                "no {}frames for protocol {} ({}); the shards hold {}",
                 if videos.videos.is_empty() { "" } else { "valid " },
                 options.protocol.name(),
-                filter.datasets,
-                filter.subjects,
-                filter.splits
+                filter,
+                videos.describe_held()
             ),
         });
     }

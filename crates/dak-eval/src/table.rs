@@ -253,7 +253,7 @@ mod tests {
 
     fn set(videos: Vec<(Video, Vec<f32>)>) -> (VideoSet, Vec<Vec<f32>>) {
         let (videos, predictions) = videos.into_iter().unzip();
-        (VideoSet { videos, inputs: Vec::new() }, predictions)
+        (VideoSet { videos, inputs: Vec::new(), held: Default::default() }, predictions)
     }
 
     /// Velocities only between consecutive valid frames of one video: not

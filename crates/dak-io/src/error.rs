@@ -9,6 +9,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("{dir}: holds {holds}, not {writing} shards: choose another output folder (--force replaces only an output of the same kind)")]
+    ForeignOutput { dir: PathBuf, holds: String, writing: &'static str },
     #[error("{path}: not a readable Parquet file (corrupt or truncated?): {source}")]
     Parquet { path: PathBuf, source: parquet::errors::ParquetError },
     #[error("{path}: damaged Parquet data ({what})")]

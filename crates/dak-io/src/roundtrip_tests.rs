@@ -210,14 +210,32 @@ fn output_dir_keeps_finished_runs_unless_forced() {
     std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
     // Another tool's Parquet file: ours are part-NNNNN.parquet only.
     std::fs::write(dir.path().join("train-00000-of-00003.parquet"), b"theirs").unwrap();
-    assert!(matches!(OutputDir::prepare(dir.path(), false).unwrap(), Prepared::Existing(_)));
-    let Prepared::Fresh(out) = OutputDir::prepare(dir.path(), true).unwrap() else { panic!("forced") };
+    assert!(matches!(OutputDir::prepare(dir.path(), Table::SourceFrames, false).unwrap(), Prepared::Existing(_)));
+    let Prepared::Fresh(out) = OutputDir::prepare(dir.path(), Table::SourceFrames, true).unwrap() else {
+        panic!("forced")
+    };
     assert!(!dir.path().join(MANIFEST_FILE).exists());
     assert!(!dir.path().join("part-00000.parquet").exists());
     assert!(!dir.path().join(CAMERAS_FILE).exists());
     assert!(dir.path().join("notes.txt").exists(), "files we did not write are kept");
     assert!(dir.path().join("train-00000-of-00003.parquet").exists(), "other tools' shards too");
     assert_eq!(out.path(), dir.path());
+}
+
+/// A mistyped --out naming another kind of output is refused, --force or not.
+#[test]
+fn output_dir_refuses_another_kind_of_output_even_when_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    write_frames(dir.path(), 5, WriterOptions::for_table(Table::SourceFrames));
+    for force in [false, true] {
+        let err = OutputDir::prepare(dir.path(), Table::SyntheticClips, force).unwrap_err().to_string();
+        assert!(err.contains("holds `source_frames` shards, not synthetic_clips shards"), "{err}");
+    }
+    assert!(dir.path().join(MANIFEST_FILE).exists() && dir.path().join("part-00000.parquet").exists());
+    let run = tempfile::tempdir().unwrap();
+    std::fs::write(run.path().join("checkpoint.json"), b"{}").unwrap();
+    let err = OutputDir::prepare(run.path(), Table::SourceFrames, true).unwrap_err().to_string();
+    assert!(err.contains("holds a training run"), "{err}");
 }
 
 #[test]

@@ -180,6 +180,7 @@ impl ShardWriter {
 }
 
 /// What [`OutputDir::prepare`] found.
+#[derive(Debug)]
 pub enum Prepared {
     /// Ready to write.
     Fresh(OutputDir),
@@ -198,18 +199,28 @@ pub struct OutputDir {
 }
 
 impl OutputDir {
-    pub fn prepare(dir: &Path, force: bool) -> Result<Prepared> {
-        Self::prepare_shard(dir, ShardSpec::WHOLE, force)
+    pub fn prepare(dir: &Path, table: Table, force: bool) -> Result<Prepared> {
+        Self::prepare_shard(dir, ShardSpec::WHOLE, table, force)
     }
 
     /// A finished `manifest.json` (or, for a shard, its own finished shard
     /// manifest) comes back as [`Prepared::Existing`] unless `force`. A
     /// shard clears only its own files: the others may be writing beside it.
-    pub fn prepare_shard(dir: &Path, shard: ShardSpec, force: bool) -> Result<Prepared> {
+    /// Another kind of output (source shards where synthetic clips are
+    /// asked for, a training run) is refused even with `force`: a mistyped
+    /// `--out` must not replace a dataset.
+    pub fn prepare_shard(dir: &Path, shard: ShardSpec, table: Table, force: bool) -> Result<Prepared> {
+        let foreign = |holds: String| Error::ForeignOutput { dir: dir.to_path_buf(), holds, writing: table.name() };
+        if dir.join("checkpoint.json").exists() || dir.join("config.json").exists() {
+            return Err(foreign("a training run".into()));
+        }
         let own = dir.join(shard.manifest_name());
         let finals = if shard.is_whole() { vec![own.clone()] } else { vec![Manifest::path_in(dir), own.clone()] };
         for path in &finals {
             match Manifest::read_file(path) {
+                Ok(existing) if existing.schema != table.name() => {
+                    return Err(foreign(format!("`{}` shards", existing.schema)));
+                }
                 Ok(existing) if !force => return Ok(Prepared::Existing(existing)),
                 Ok(_) | Err(Error::MissingManifest { .. }) => {}
                 Err(e) if force => tracing::warn!("replacing unreadable manifest: {e}"),

@@ -137,7 +137,7 @@ pub fn random_data(frames: usize, batch: usize) -> TrainData {
         }
     };
     TrainData {
-        train: VideoSet { videos, inputs: Vec::new() },
+        train: VideoSet { videos, inputs: Vec::new(), held: Default::default() },
         eval: None,
         sma: Some(synthetic("sma")),
         dma: Some(synthetic("dma")),

@@ -89,6 +89,9 @@ pub struct Window {
 pub struct VideoSet {
     pub videos: Vec<Video>,
     pub inputs: Vec<PathBuf>,
+    /// Every (dataset, split, subject) the shards read hold, kept or not:
+    /// what a filter that matched nothing could have asked for.
+    pub held: std::collections::BTreeSet<(String, String, String)>,
 }
 
 type VideoKey = (String, String, String, String);
@@ -144,6 +147,7 @@ impl VideoSet {
     /// checksum). A frame that several filters keep is in each of their sets.
     pub fn load_each(dirs: &[PathBuf], filters: &[&SourceFilter], input: Input2d) -> Result<Vec<Self>> {
         let mut rows: Vec<BTreeMap<VideoKey, Vec<FrameRow>>> = filters.iter().map(|_| BTreeMap::new()).collect();
+        let mut held = std::collections::BTreeSet::new();
         let mut cameras = BTreeMap::new();
         for dir in dirs {
             let set = ShardSet::open(dir, Verify::Checksums)?;
@@ -160,6 +164,12 @@ impl VideoSet {
                 let b = batch?;
                 for i in 0..b.len() {
                     let (dataset, split, subject) = (b.dataset.value(i), b.split.value(i), b.subject.value(i));
+                    // Rows come grouped: a String only where the group changes.
+                    if held.last().is_none_or(|(d, sp, su): &(String, String, String)| {
+                        (d.as_str(), sp.as_str(), su.as_str()) != (dataset, split, subject)
+                    }) {
+                        held.insert((dataset.to_string(), split.to_string(), subject.to_string()));
+                    }
                     let keeps = |k: &usize| filters[*k].keeps(dataset, split, subject);
                     let Some(last) = (0..filters.len()).rev().find(keeps) else {
                         continue;
@@ -201,13 +211,14 @@ impl VideoSet {
                 }
             }
         }
-        rows.into_iter().map(|rows| Self::assemble(dirs, rows, &cameras)).collect()
+        rows.into_iter().map(|rows| Self::assemble(dirs, rows, &cameras, &held)).collect()
     }
 
     fn assemble(
         dirs: &[PathBuf],
         rows: BTreeMap<VideoKey, Vec<FrameRow>>,
         cameras: &BTreeMap<(String, String, String), Intrinsics>,
+        held: &std::collections::BTreeSet<(String, String, String)>,
     ) -> Result<Self> {
         let mut videos = Vec::with_capacity(rows.len());
         for ((dataset, subject, sequence, camera), mut frames) in rows {
@@ -288,7 +299,29 @@ impl VideoSet {
                 });
             }
         }
-        Ok(VideoSet { videos, inputs: dirs.to_vec() })
+        Ok(VideoSet { videos, inputs: dirs.to_vec(), held: held.clone() })
+    }
+
+    /// "demo-source: train S1, S2; test S9. demo-target: test T1": what the
+    /// shards hold, to put beside a filter that matched nothing.
+    pub fn describe_held(&self) -> String {
+        let mut by_dataset: BTreeMap<&str, BTreeMap<&str, Vec<&str>>> = BTreeMap::new();
+        for (d, split, subject) in &self.held {
+            by_dataset.entry(d).or_default().entry(split).or_default().push(subject);
+        }
+        let datasets: Vec<String> = by_dataset
+            .into_iter()
+            .map(|(d, splits)| {
+                let splits: Vec<String> =
+                    splits.into_iter().map(|(s, subjects)| format!("{s} {}", subjects.join(", "))).collect();
+                format!("{d}: {}", splits.join("; "))
+            })
+            .collect();
+        if datasets.is_empty() {
+            "no frames".into()
+        } else {
+            datasets.join(". ")
+        }
     }
 
     pub fn frames(&self) -> usize {
@@ -709,7 +742,7 @@ mod tests {
             ("d".to_string(), "S1".to_string(), "0".to_string()),
             Intrinsics::pinhole(1000.0, 1000, 1000),
         )]);
-        let set = VideoSet::assemble(&[PathBuf::from("shards")], rows, &cameras).unwrap();
+        let set = VideoSet::assemble(&[PathBuf::from("shards")], rows, &cameras, &Default::default()).unwrap();
         let spans: Vec<(u32, usize)> = set.videos.iter().map(|v| (v.first_frame, v.len())).collect();
         assert_eq!(spans, [(0, 3), (5, 2)]);
         assert_eq!(set.videos[1].poses_mm[0], 5.0);
@@ -910,7 +943,7 @@ mod tests {
             ("3dhp".to_string(), "TS1".to_string(), "TS1".to_string()),
             Intrinsics::pinhole(1000.0, 1000, 1000),
         )]);
-        let set = VideoSet::assemble(&[], BTreeMap::from([(key, frames)]), &cameras).unwrap();
+        let set = VideoSet::assemble(&[], BTreeMap::from([(key, frames)]), &cameras, &Default::default()).unwrap();
         let video = &set.videos[0];
         assert_eq!(video.action, "Walk");
         assert_eq!(video.action_changes, [(2, "Sit".to_string()), (4, "Walk".to_string())]);

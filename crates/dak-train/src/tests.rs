@@ -46,7 +46,7 @@ fn videos(subjects: usize, actions: &[Action], frames: usize) -> VideoSet {
             }
         })
         .collect();
-    VideoSet { videos, inputs: Vec::new() }
+    VideoSet { videos, inputs: Vec::new(), held: Default::default() }
 }
 
 /// Synthetic clips cut from real videos with a little fixed "noise" on the

@@ -381,7 +381,11 @@ impl Trainer {
         if data.train.videos.is_empty() {
             return Err(Error::Data {
                 path: data.train.inputs.first().cloned().unwrap_or_default(),
-                reason: format!("no training frames pass the filter {:?}", config.train),
+                reason: format!(
+                    "no training frames pass the filter ({}); the shards hold {}",
+                    config.train,
+                    data.train.describe_held()
+                ),
             });
         }
         tch::manual_seed(config.seed as i64);

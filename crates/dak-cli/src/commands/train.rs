@@ -412,20 +412,36 @@ fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData
     let (eval, train) = (sets.pop().expect("two filters"), sets.pop().expect("two filters"));
     // Without a valid frame the epoch's evaluation would fail after its
     // training, before the checkpoint, every epoch.
+    // A held-out set named by dataset or subject that matches nothing is
+    // a typo: a whole run without held-out numbers would follow.
+    let named = !(config.eval.datasets.is_empty() && config.eval.subjects.is_empty());
+    if named && eval.videos.is_empty() {
+        bail!("no held-out frames pass --eval-* ({}); the shards hold {}", config.eval, eval.describe_held());
+    }
     let eval = eval.videos.iter().any(|v| v.valid.contains(&true)).then_some(eval);
     if eval.is_none() {
-        tracing::warn!("no valid held-out frames pass {:?}: metrics.jsonl will have no errors", config.eval);
+        tracing::warn!("no valid held-out frames pass ({}): metrics.jsonl will have no errors", config.eval);
     }
-    let synthetic = |dirs: &[PathBuf]| -> anyhow::Result<Option<SyntheticSet>> {
+    let synthetic = |dirs: &[PathBuf], flag: &str, used: bool| -> anyhow::Result<Option<SyntheticSet>> {
         if dirs.is_empty() {
             return Ok(None);
         }
+        if !used {
+            tracing::warn!("--{flag} is not used: ablation {} trains without {flag} clips", config.ablation.name());
+            return Ok(None);
+        }
         check_dirs(dirs)?;
-        Ok(Some(SyntheticSet::load(dirs, config.model.frames)?))
+        let set = SyntheticSet::load(dirs, config.model.frames)?;
+        // Other modes may stand in (structure clips for a quick run), but
+        // swapped --sma/--dma directories are more often a slip.
+        if set.mode != flag {
+            tracing::warn!("--{flag} {}: holds {} clips, not {flag} clips", dirs[0].display(), set.mode);
+        }
+        Ok(Some(set))
     };
     let data = TrainData {
-        sma: if config.ablation.uses_sma() { synthetic(&args.sma)? } else { None },
-        dma: if config.ablation.uses_dma() { synthetic(&args.dma)? } else { None },
+        sma: synthetic(&args.sma, "sma", config.ablation.uses_sma())?,
+        dma: synthetic(&args.dma, "dma", config.ablation.uses_dma())?,
         train,
         eval,
     };
@@ -453,7 +469,12 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     // Killed before its first checkpoint: there is nothing to resume.
     let mut resume = args.resume && existing;
     if args.resume && !existing {
-        tracing::info!("{}: no checkpoint yet; starting the run", out.display());
+        // Pipelines resume every time, a first run included; a path that
+        // does not exist at all is more likely a typo.
+        match out.exists() {
+            true => tracing::info!("{}: no checkpoint yet; starting the run", out.display()),
+            false => tracing::warn!("--resume: {} does not exist; starting a new run there", out.display()),
+        }
     }
     // The export is written last: without it, a run is not finished.
     let exported = run::export_dir(&out).join(checkpoint::EXPORT_JSON).exists();

@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 
 pub use spec::{load, Pipeline, SpecError, Stage};
-use state::{fingerprint, read_stamp, remove_stamp, write_stamp, StageLock, Stamp};
+use state::{fingerprint, read_stamp, write_stamp, StageLock, Stamp};
 
 #[derive(Debug, Subcommand)]
 pub enum PipelineCommand {
@@ -93,12 +93,27 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
     }
     let output = &stage.io.output;
     let Some(stamp) = read_stamp(output) else {
+        // Stages run with --force: an output this pipeline did not make
+        // (a run copied there, a mistyped path) would be deleted.
+        if let Some(marker) = state::finished_output(output) {
+            bail!(
+                "stage `{}`: {} is a finished output ({}) that no stamp says this pipeline made; move it \
+                 away, or give `--from {}` to replace it",
+                stage.raw.name,
+                output.display(),
+                marker.display(),
+                stage.raw.name
+            );
+        }
         return Ok(Decision::Run(if output.exists() {
-            format!("{} exists but no stamp says this stage made it", output.display())
+            format!("{} exists but holds nothing finished", output.display())
         } else {
             "not run yet".into()
         }));
     };
+    if stamp.output.is_empty() {
+        return Ok(Decision::Run("its last run did not finish".into()));
+    }
     if what_it_computes(&stamp.command) != what_it_computes(&stage.raw.argv) {
         // Key order, `5e-4` against `0.0005`: the same settings.
         return Ok(Decision::Run("its settings changed".into()));
@@ -224,6 +239,8 @@ fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String>
 /// Run the stages in order as `dak` subprocesses; stop at the first failure.
 pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the dak binary")?;
+    // Refusals (an output the pipeline did not make) before any stage runs.
+    plan(pipeline, from)?;
     let (mut ran, mut skipped) = (0, 0);
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let forced = from.is_some_and(|f| i >= f);
@@ -248,8 +265,9 @@ pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Res
             })?;
             inputs.insert(input.path.display().to_string(), fp);
         }
-        // No stamp while the stage runs: a crash leaves it to be redone.
-        remove_stamp(&stage.io.output)?;
+        // A claim, not a stamp, while the stage runs: a crash leaves it to
+        // be redone by this pipeline.
+        state::claim(&stage.io.output, &stage.raw.name, &stage.raw.argv)?;
         let mut command = Command::new(&exe);
         command.args(&args).env(crate::PIPELINE_PARENT_ENV, std::process::id().to_string());
         let status = command.status().with_context(|| format!("starting stage `{}`", stage.raw.name))?;

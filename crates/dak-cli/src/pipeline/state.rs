@@ -55,8 +55,25 @@ pub fn write_stamp(output: &Path, stamp: &Stamp) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn remove_stamp(output: &Path) -> anyhow::Result<()> {
-    Ok(dak_io::atomic::remove_if_present(&stamp_path(output))?)
+/// Marks `output` as being made by `stage` (a stamp without an output
+/// fingerprint): a run stopped half-way is this pipeline's to redo, while
+/// a finished output without any stamp is someone else's.
+pub fn claim(output: &Path, stage: &str, command: &[String]) -> anyhow::Result<()> {
+    if output.extension().is_none() || output.is_dir() {
+        std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    }
+    let claim =
+        Stamp { stage: stage.into(), command: command.to_vec(), inputs: BTreeMap::new(), output: String::new() };
+    write_stamp(output, &claim)
+}
+
+/// The file that makes `output` a finished output, if any (one of the
+/// markers its fingerprint reads, or the output itself when a file).
+pub fn finished_output(output: &Path) -> Option<PathBuf> {
+    if output.is_file() {
+        return Some(output.to_path_buf());
+    }
+    MARKERS.iter().map(|m| output.join(m)).find(|p| p.is_file())
 }
 
 /// Held while a stage makes its output: a second run that reaches the same

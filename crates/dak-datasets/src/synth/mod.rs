@@ -278,7 +278,7 @@ pub fn generate(
     }
     let mut config_json = serde_json::to_value(config).expect("config serialises");
     config_json["layout"] = layout.describe();
-    let dir = match OutputDir::prepare_shard(out, layout.shard, force)? {
+    let dir = match OutputDir::prepare_shard(out, layout.shard, Table::SourceFrames, force)? {
         Prepared::Existing(manifest) if manifest.extra.get("config") == Some(&config_json) => {
             return Ok(SynthOutcome { manifest, written: false });
         }
