@@ -37,21 +37,35 @@ pub struct Stamp {
 pub fn stamp_path(output: &Path) -> PathBuf {
     let is_file = if output.exists() { !output.is_dir() } else { output.extension().is_some() };
     if is_file {
-        let name = output.file_name().unwrap_or_default().to_string_lossy();
-        output.with_file_name(format!(".{name}{STAMP_NAME}"))
+        stamp_beside(output)
     } else {
         output.join(STAMP_NAME)
     }
 }
 
+fn stamp_beside(output: &Path) -> PathBuf {
+    let name = output.file_name().unwrap_or_default().to_string_lossy();
+    output.with_file_name(format!(".{name}{STAMP_NAME}"))
+}
+
 pub fn read_stamp(output: &Path) -> Option<Stamp> {
-    let text = std::fs::read(stamp_path(output)).ok()?;
-    serde_json::from_slice(&text).ok()
+    let read = |path: PathBuf| serde_json::from_slice(&std::fs::read(path).ok()?).ok();
+    // A claim may lie beside a dotted directory made after it (see write_stamp).
+    read(stamp_path(output)).or_else(|| output.is_dir().then(|| read(stamp_beside(output))).flatten())
 }
 
 pub fn write_stamp(output: &Path, stamp: &Stamp) -> anyhow::Result<()> {
     let text = serde_json::to_vec_pretty(stamp)?;
-    dak_io::atomic::write_atomic(&stamp_path(output), &text)?;
+    let path = stamp_path(output);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    dak_io::atomic::write_atomic(&path, &text)?;
+    // A claim made while a dotted directory (`runs/v1.5`) did not exist yet
+    // went beside it, taken for a file.
+    if output.is_dir() {
+        dak_io::atomic::remove_if_present(&stamp_beside(output))?;
+    }
     Ok(())
 }
 
@@ -59,9 +73,6 @@ pub fn write_stamp(output: &Path, stamp: &Stamp) -> anyhow::Result<()> {
 /// fingerprint): a run stopped half-way is this pipeline's to redo, while
 /// a finished output without any stamp is someone else's.
 pub fn claim(output: &Path, stage: &str, command: &[String]) -> anyhow::Result<()> {
-    if output.extension().is_none() || output.is_dir() {
-        std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    }
     let claim =
         Stamp { stage: stage.into(), command: command.to_vec(), inputs: BTreeMap::new(), output: String::new() };
     write_stamp(output, &claim)
@@ -302,6 +313,28 @@ mod tests {
         // An existing output file without an extension has its stamp beside it.
         std::fs::write(d.join("stats"), "{}").unwrap();
         assert_eq!(stamp_path(&d.join("stats")), d.join(".stats.dak-stage.json"));
+    }
+
+    /// A stage's claim on a directory named with a dot that does not exist
+    /// yet (`runs/v1.5`) goes beside it; it is still found once the stage
+    /// has made the directory, and the final stamp replaces it inside.
+    #[test]
+    fn a_claim_on_a_dotted_directory_is_found_and_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("runs/v1.5");
+        claim(&out, "train", &["train".into()]).unwrap();
+        assert!(dir.path().join("runs/.v1.5.dak-stage.json").is_file());
+        std::fs::create_dir_all(&out).unwrap();
+        let found = read_stamp(&out).unwrap();
+        assert_eq!((found.stage.as_str(), found.output.as_str()), ("train", ""));
+        let done = Stamp { output: "f".into(), ..found };
+        write_stamp(&out, &done).unwrap();
+        assert!(out.join(STAMP_NAME).is_file() && !dir.path().join("runs/.v1.5.dak-stage.json").exists());
+        assert_eq!(read_stamp(&out).unwrap().output, "f");
+        // A plain directory's claim is made inside it, the directory too.
+        let plain = dir.path().join("shards/demo");
+        claim(&plain, "prep", &[]).unwrap();
+        assert!(plain.join(STAMP_NAME).is_file());
     }
 
     /// A shard or checkpoint file removed or replaced by hand is found from
