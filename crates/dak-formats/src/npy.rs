@@ -50,7 +50,7 @@ pub fn from_reader(mut input: impl BufRead, spill: Option<&Arc<Spill>>) -> Resul
         .checked_mul(dtype.size())
         .ok_or_else(|| problem!("array shape {:?} overflows", header.shape))?;
     let mut body = Vec::new();
-    input.take(expected as u64 + 1).read_to_end(&mut body).map_err(|e| problem!("{e}"))?;
+    input.take((expected as u64).saturating_add(1)).read_to_end(&mut body).map_err(|e| problem!("{e}"))?;
     if body.len() > expected {
         return Err(problem!("more data than an array of shape {:?} and type {:?} holds", header.shape, header.descr));
     }

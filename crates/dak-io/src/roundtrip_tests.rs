@@ -232,6 +232,10 @@ fn output_dir_refuses_another_kind_of_output_even_when_forced() {
         assert!(err.contains("holds `source_frames` shards, not synthetic_clips shards"), "{err}");
     }
     assert!(dir.path().join(MANIFEST_FILE).exists() && dir.path().join("part-00000.parquet").exists());
+    // Another tool's config.json alone is no training run.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::write(other.path().join("config.json"), b"{}").unwrap();
+    assert!(OutputDir::prepare(other.path(), Table::SourceFrames, false).is_ok());
     let run = tempfile::tempdir().unwrap();
     std::fs::write(run.path().join("checkpoint.json"), b"{}").unwrap();
     let err = OutputDir::prepare(run.path(), Table::SourceFrames, true).unwrap_err().to_string();

@@ -211,7 +211,9 @@ impl OutputDir {
     /// `--out` must not replace a dataset.
     pub fn prepare_shard(dir: &Path, shard: ShardSpec, table: Table, force: bool) -> Result<Prepared> {
         let foreign = |holds: String| Error::ForeignOutput { dir: dir.to_path_buf(), holds, writing: table.name() };
-        if dir.join("checkpoint.json").exists() || dir.join("config.json").exists() {
+        // A run killed before its first checkpoint has config.json and metrics.jsonl.
+        let run = |name: &str| dir.join(name).is_file();
+        if run("checkpoint.json") || (run("config.json") && run("metrics.jsonl")) {
             return Err(foreign("a training run".into()));
         }
         let own = dir.join(shard.manifest_name());

@@ -451,7 +451,12 @@ impl HostBatch {
         });
         // A clip with a padded or invalid frame is real for the pose loss
         // but not for the critics: its frozen tail would tell them "real".
-        let whole = valid.amin([1i64].as_slice(), false);
+        // Where no clip is whole (every video shorter than T), the critics
+        // would see no real clip at all: then each counts by its valid share.
+        let mut whole = valid.amin([1i64].as_slice(), false);
+        if f64::try_from(whole.sum(Kind::Float)).unwrap_or(0.0) == 0.0 {
+            whole = valid.mean_dim([1i64].as_slice(), false, Kind::Float);
+        }
         RealInputs {
             x: flip_where(&x, &mask),
             target: flip_where(&root_relative_m(&pose), &mask),
@@ -843,6 +848,11 @@ mod tests {
         assert!((weighted - mean).abs() < 1e-6, "{weighted} vs {mean}");
         // The critics see only the two clips whose frames are all valid.
         assert_eq!(Vec::<f32>::try_from(&real.critic_weight).unwrap(), [0.5, 0.5, 0.0]);
+        // With no clip whole, each counts by its share of valid frames.
+        let mut short = host_batch();
+        short.valid = vec![1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0];
+        let w = Vec::<f32>::try_from(&short.prepare(&[false; 3], None).critic_weight).unwrap();
+        assert!(w.iter().zip([0.5, 1.0 / 6.0, 1.0 / 3.0]).all(|(a, b)| (a - b).abs() < 1e-6), "{w:?}");
         // No valid frame: weights 0, not a division by zero.
         let mut none = host_batch();
         none.valid.fill(0.0);
