@@ -138,19 +138,16 @@ impl SourceLibrary {
         let mut sequences = Vec::new();
         for ((dataset, subject, sequence, camera), mut frames) in runs {
             frames.sort_by_key(|(f, _)| *f);
-            let mut start = 0;
-            for i in 1..=frames.len() {
-                if i == frames.len() || frames[i].0 != frames[i - 1].0 + 1 {
-                    sequences.push(SourceSequence {
-                        dataset: dataset.clone(),
-                        subject: subject.clone(),
-                        sequence: sequence.clone(),
-                        camera: camera.clone(),
-                        first_frame: frames[start].0,
-                        poses: frames[start..i].iter().map(|(_, p)| *p).collect(),
-                    });
-                    start = i;
-                }
+            let numbers: Vec<u32> = frames.iter().map(|(f, _)| *f).collect();
+            for run in dak_core::gaps::consecutive_runs(&numbers) {
+                sequences.push(SourceSequence {
+                    dataset: dataset.clone(),
+                    subject: subject.clone(),
+                    sequence: sequence.clone(),
+                    camera: camera.clone(),
+                    first_frame: frames[run.start].0,
+                    poses: frames[run].iter().map(|(_, p)| *p).collect(),
+                });
             }
         }
         Ok(SourceLibrary { sequences, cameras, inputs: dirs.to_vec() })

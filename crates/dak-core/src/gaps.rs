@@ -1,5 +1,21 @@
 //! Filling the frames where a 2D joint was not seen, shared by user
-//! keypoints (`dak-keypoints`) and detected 2D in shards (`dak-train`).
+//! keypoints (`dak-keypoints`) and detected 2D in shards (`dak-train`), and
+//! cutting a sequence at gaps in its frame numbers (`dak-train`,
+//! `dak-augment`).
+
+/// Index ranges of the runs of consecutive frame numbers in `frames`
+/// (ascending): a gap starts another run. None for no frames.
+pub fn consecutive_runs(frames: &[u32]) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=frames.len() {
+        if i == frames.len() || frames[i] != frames[i - 1] + 1 {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    runs
+}
 
 /// The point of every frame `0..len` from the frames where it was seen
 /// (`seen`: (frame, point), frames ascending, at least one): seen frames
@@ -32,5 +48,12 @@ mod tests {
     fn gaps_are_interpolated_and_ends_held() {
         let track = super::interpolate_track(&[(1, [10.0, 0.0]), (4, [40.0, 3.0])], 6);
         assert_eq!(track, [[10.0, 0.0], [10.0, 0.0], [20.0, 1.0], [30.0, 2.0], [40.0, 3.0], [40.0, 3.0]]);
+    }
+
+    #[test]
+    fn runs_break_at_gaps() {
+        assert_eq!(super::consecutive_runs(&[0, 1, 2, 5, 6, 9]), [0..3, 3..5, 5..6]);
+        assert_eq!(super::consecutive_runs(&[4]), vec![std::ops::Range { start: 0, end: 1 }]);
+        assert!(super::consecutive_runs(&[]).is_empty());
     }
 }

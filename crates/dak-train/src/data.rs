@@ -243,14 +243,8 @@ impl VideoSet {
             // A gap in the frame numbers (shards written by other tools, or
             // filtered by hand) starts another video: no window or velocity
             // may span it.
-            let mut runs = Vec::new();
-            let mut start = 0;
-            for i in 1..=frames.len() {
-                if i == frames.len() || frames[i].frame != frames[i - 1].frame + 1 {
-                    runs.push(start..i);
-                    start = i;
-                }
-            }
+            let numbers: Vec<u32> = frames.iter().map(|r| r.frame).collect();
+            let runs = dak_core::gaps::consecutive_runs(&numbers);
             if runs.len() > 1 {
                 tracing::warn!(
                     "{dataset} {subject} {sequence} camera {camera}: frames are missing between {}; it is split into {} videos",

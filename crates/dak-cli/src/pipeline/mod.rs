@@ -93,18 +93,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
     }
     let output = &stage.io.output;
     let Some(stamp) = read_stamp(output) else {
-        // Stages run with --force: an output this pipeline did not make
-        // (a run copied there, a mistyped path) would be deleted.
-        if let Some(marker) = state::finished_output(output) {
-            bail!(
-                "stage `{}`: {} is a finished output ({}) that no stamp says this pipeline made; move it \
-                 away, or give `--from {}` to replace it",
-                stage.raw.name,
-                output.display(),
-                marker.display(),
-                stage.raw.name
-            );
-        }
+        refuse_unclaimed(stage)?;
         return Ok(Decision::Run(if output.exists() {
             format!("{} exists but holds nothing finished", output.display())
         } else {
@@ -138,6 +127,27 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
         return Ok(Decision::Run(format!("{} is gone or not the size its output records", file.display())));
     }
     Ok(Decision::UpToDate)
+}
+
+/// Stages run with --force: a finished output without a stamp (a run
+/// copied there, a mistyped path), which this pipeline did not make, would
+/// be deleted. Stat calls only.
+fn refuse_unclaimed(stage: &Stage) -> anyhow::Result<()> {
+    let output = &stage.io.output;
+    if read_stamp(output).is_some() {
+        return Ok(());
+    }
+    if let Some(marker) = state::finished_output(output) {
+        bail!(
+            "stage `{}`: {} is a finished output ({}) that no stamp says this pipeline made; move it \
+             away, or give `--from {}` to replace it",
+            stage.raw.name,
+            output.display(),
+            marker.display(),
+            stage.raw.name
+        );
+    }
+    Ok(())
 }
 
 /// A command line as what it computes, to compare two of them: less the
@@ -239,8 +249,13 @@ fn plan_text(pipeline: &Pipeline, from: Option<usize>) -> anyhow::Result<String>
 /// Run the stages in order as `dak` subprocesses; stop at the first failure.
 pub fn run(pipeline: &Pipeline, from: Option<usize>, quiet: bool) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the dak binary")?;
-    // Refusals (an output the pipeline did not make) before any stage runs.
-    plan(pipeline, from)?;
+    // Refusals (an output the pipeline did not make) before any stage runs;
+    // not the whole plan, which would fingerprint every input twice.
+    for (i, stage) in pipeline.stages.iter().enumerate() {
+        if from.is_none_or(|f| i < f) {
+            refuse_unclaimed(stage)?;
+        }
+    }
     let (mut ran, mut skipped) = (0, 0);
     for (i, stage) in pipeline.stages.iter().enumerate() {
         let forced = from.is_some_and(|f| i >= f);
