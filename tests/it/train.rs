@@ -155,7 +155,12 @@ fn resuming_equals_the_uninterrupted_run() {
     for name in leftovers {
         std::fs::write(split.join(name), b"half").unwrap();
     }
-    ok(&train(&split, &["--epochs", "2", "--resume"]));
+    // Resumed with no data named: the run's own (the source and the SMA
+    // clips that sa-adg used) and its own settings.
+    let resumed = run("dak-train", &["--out", split.to_str().unwrap(), "--epochs", "2", "--resume"]);
+    ok(&resumed);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(log.contains("--resume on the run's own shards") && log.contains("syn"), "{log}");
     for name in leftovers {
         assert!(!split.join(name).exists(), "{name} left");
     }

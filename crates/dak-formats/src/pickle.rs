@@ -125,6 +125,83 @@ fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
     s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
 }
 
+/// Python 2's `repr` of a `str`, undone as Python 3's unpickler does it
+/// (`codecs.escape_decode`): the STRING opcode of protocol 0.
+fn escape_decode(s: &[u8]) -> Result<Vec<u8>, Problem> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] != b'\\' {
+            out.push(s[i]);
+            i += 1;
+            continue;
+        }
+        let Some(&c) = s.get(i + 1) else { return Err(problem!("STRING ends in a lone backslash")) };
+        i += 2;
+        match c {
+            b'\n' => {}
+            b'\\' | b'\'' | b'"' => out.push(c),
+            b'a' => out.push(0x07),
+            b'b' => out.push(0x08),
+            b'f' => out.push(0x0c),
+            b'n' => out.push(b'\n'),
+            b'r' => out.push(b'\r'),
+            b't' => out.push(b'\t'),
+            b'v' => out.push(0x0b),
+            b'0'..=b'7' => {
+                let mut v = u32::from(c - b'0');
+                for _ in 0..2 {
+                    match s.get(i) {
+                        Some(&d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                out.push(v as u8); // Python keeps the low byte of \400..\777 too
+            }
+            b'x' => {
+                let hex = s.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
+                let v = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                out.push(v.ok_or_else(|| problem!("STRING has an invalid \\x escape"))?);
+                i += 2;
+            }
+            other => out.extend([b'\\', other]),
+        }
+    }
+    Ok(out)
+}
+
+/// Python's `raw_unicode_escape`: bytes are Latin-1 code points, except
+/// `\uXXXX` and `\UXXXXXXXX` after an odd number of backslashes (protocol 0
+/// writes every backslash and newline of a `str` so): the UNICODE opcode.
+fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, Problem> {
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] != b'\\' {
+            out.push(char::from(s[i]));
+            i += 1;
+            continue;
+        }
+        let run = s[i..].iter().take_while(|&&b| b == b'\\').count();
+        out.extend(std::iter::repeat_n('\\', run));
+        i += run;
+        let digits = match s.get(i) {
+            Some(b'u') if run % 2 == 1 => 4,
+            Some(b'U') if run % 2 == 1 => 8,
+            _ => continue,
+        };
+        out.pop();
+        let hex = s.get(i + 1..i + 1 + digits).and_then(|h| std::str::from_utf8(h).ok());
+        let c = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
+        out.push(c.ok_or_else(|| problem!("UNICODE has an invalid \\{} escape", char::from(s[i])))?);
+        i += 1 + digits;
+    }
+    Ok(out)
+}
+
 fn resolve_global(module: &str, name: &str) -> Result<Global, Problem> {
     let numpy_core = matches!(module, "numpy.core.multiarray" | "numpy._core.multiarray");
     Ok(match (module, name) {
@@ -419,12 +496,16 @@ impl<R: BufRead> Machine<'_, R> {
     }
 
     fn line(&mut self) -> Result<String, Problem> {
+        String::from_utf8(self.line_bytes()?).map_err(|_| problem!("text opcode argument is not UTF-8"))
+    }
+
+    fn line_bytes(&mut self) -> Result<Vec<u8>, Problem> {
         let mut raw = Vec::new();
         self.pos += self.input.read_until(b'\n', &mut raw).map_err(read_problem)? as u64;
         if raw.pop() != Some(b'\n') {
             return Err(problem!("truncated: unterminated line"));
         }
-        String::from_utf8(raw).map_err(|_| problem!("text opcode argument is not UTF-8"))
+        Ok(raw)
     }
 
     /// `n` bytes of a `bytes` value: to the spill file when there is one and
@@ -654,23 +735,16 @@ impl<R: BufRead> Machine<'_, R> {
                     self.push(Self::latin1(&b));
                 }
                 b'S' => {
-                    let text = self.line()?;
-                    let inner = text
-                        .strip_prefix('\'')
-                        .and_then(|t| t.strip_suffix('\''))
-                        .or_else(|| text.strip_prefix('"').and_then(|t| t.strip_suffix('"')))
-                        .ok_or_else(|| problem!("bad STRING {text:?}"))?;
-                    if inner.contains('\\') {
-                        return Err(problem!("escaped protocol-0 strings are not supported"));
-                    }
-                    self.push(Value::Str(inner.to_string()));
+                    let text = self.line_bytes()?;
+                    let inner = match text.as_slice() {
+                        [q @ (b'\'' | b'"'), inner @ .., end] if end == q => inner,
+                        _ => return Err(problem!("bad STRING {:?}", String::from_utf8_lossy(&text))),
+                    };
+                    self.push(Self::latin1(&escape_decode(inner)?));
                 }
                 b'V' => {
-                    let text = self.line()?;
-                    if text.contains('\\') {
-                        return Err(problem!("escaped protocol-0 unicode is not supported"));
-                    }
-                    self.push(Value::Str(text.to_string()));
+                    let text = self.line_bytes()?;
+                    self.push(Value::Str(raw_unicode_escape_decode(&text)?));
                 }
                 0x8c => {
                     let n = usize::from(self.u8()?);
@@ -992,6 +1066,20 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         let v = from_bytes(b"\x80\x02}q\x00U\x04caf\xe9q\x01U\x01xq\x02s.").unwrap();
         assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("x".into())));
         assert_eq!(v.get("caf\u{e9}").unwrap().to_raw_bytes().as_deref(), Some(b"x".as_slice()));
+    }
+
+    #[test]
+    fn protocol_0_text_is_unescaped_as_python_does() {
+        // Python 3.11: pickle.dumps({'caf\u00e9 \u2211\\ x\n': 'a\\ub'}, protocol=0)
+        let v = from_bytes(b"(dp0\nVcaf\xe9 \\u2211\\u005c x\\u000a\np1\nVa\\u005cub\np2\ns.").unwrap();
+        assert_eq!(v.get("caf\u{e9} \u{2211}\\ x\n"), Some(&Value::Str("a\\ub".into())));
+        // Python 2: pickle.dumps({'caf\xe9': "it's\n\\"}, 0)
+        let v = from_bytes(b"(dp0\nS'caf\\xe9'\np1\nS\"it's\\n\\\\\"\np2\ns.").unwrap();
+        assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("it's\n\\".into())));
+        assert_eq!(escape_decode(br"\101\7\q\x41").unwrap(), b"A\x07\\qA");
+        assert!(escape_decode(br"\x4").is_err());
+        assert_eq!(raw_unicode_escape_decode(br"\\u0041 \\\u0041 \U0001F600").unwrap(), "\\\\u0041 \\\\A \u{1F600}");
+        assert!(raw_unicode_escape_decode(br"\uD800").is_err());
     }
 
     /// Python 3.14 pickles at protocol 5, where NumPy writes an array as

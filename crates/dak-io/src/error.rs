@@ -33,6 +33,8 @@ pub enum Error {
     ChecksumMismatch { path: PathBuf, expected: String, found: String },
     #[error("{dir}: no manifest.json — not a shard directory, or an unfinished run")]
     MissingManifest { dir: PathBuf },
+    #[error("{dir}: not merged yet ({found} of {count} shard manifests, no manifest.json): once every shard has run, `dak-prep merge {dir}`")]
+    Unmerged { dir: PathBuf, found: usize, count: usize },
     #[error("{path}: invalid manifest: {source}")]
     BadManifest { path: PathBuf, source: serde_json::Error },
     #[error("{path}: manifest version {found} is not supported (expected {supported})")]

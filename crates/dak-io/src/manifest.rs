@@ -76,7 +76,17 @@ impl Manifest {
     }
 
     pub fn read(dir: &Path) -> Result<Manifest> {
-        Self::read_file(&Self::path_in(dir))
+        match Self::read_file(&Self::path_in(dir)) {
+            // A sharded output before its merge is a step away from done.
+            Err(Error::MissingManifest { dir }) => match crate::sharding::shard_manifests(&dir) {
+                Ok(shards) if !shards.is_empty() => {
+                    let count = shards.iter().map(|(_, n, _)| *n).max().unwrap_or(0);
+                    Err(Error::Unmerged { dir, found: shards.len(), count })
+                }
+                _ => Err(Error::MissingManifest { dir }),
+            },
+            other => other,
+        }
     }
 
     /// A manifest under any name (shard runs write `manifest.shard-*.json`).
@@ -185,6 +195,13 @@ mod tests {
     fn round_trip_and_missing() {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(Manifest::read(dir.path()), Err(Error::MissingManifest { .. })));
+        // One shard of three done: named as a merge to come, not as no shards.
+        let shard = dir.path().join("manifest.shard-1-of-3.json");
+        std::fs::write(&shard, b"{}").unwrap();
+        let err = Manifest::read(dir.path()).unwrap_err();
+        assert!(matches!(err, Error::Unmerged { found: 1, count: 3, .. }), "{err}");
+        assert!(err.to_string().contains("dak-prep merge"), "{err}");
+        std::fs::remove_file(shard).unwrap();
         let m = sample();
         m.write(dir.path()).unwrap();
         assert_eq!(Manifest::read(dir.path()).unwrap(), m);

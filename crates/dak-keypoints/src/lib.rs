@@ -39,6 +39,17 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// dak-formats' errors name the file themselves; kept apart so it is named once.
+impl From<dak_formats::Error> for Error {
+    fn from(e: dak_formats::Error) -> Self {
+        match e {
+            dak_formats::Error::Io { path, source } => Error::Io { path, source },
+            dak_formats::Error::Malformed { path, problem } => Error::Data { path, reason: problem },
+            other => Error::Data { path: other.path().to_path_buf(), reason: other.to_string() },
+        }
+    }
+}
+
 /// One joint: pixel position and confidence in [0, 1].
 pub type Keypoint = [f32; 3];
 /// Our 17 joints of one frame in pixels.
@@ -272,7 +283,7 @@ pub fn read_openpose(dir: &Path, min_confidence: f32) -> Result<KeypointTrack> {
 /// `(F, 17, 2|3)` from a `.npy` or a CSV with 34 or 51 values per row.
 pub fn read_array(path: &Path) -> Result<KeypointTrack> {
     let (values, cols): (Vec<f64>, usize) = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-        let array = match dak_formats::npy::read(path).map_err(|e| bad(path, e.to_string()))? {
+        let array = match dak_formats::npy::read(path)? {
             dak_formats::npy::Npy::Array(a) => a,
             dak_formats::npy::Npy::Object(_) => return Err(bad(path, "holds pickled objects, not a numeric array")),
         };
@@ -525,5 +536,18 @@ mod tests {
         std::fs::write(&npz, b"PK").unwrap();
         let err = read(&npz, 0.3).unwrap_err().to_string();
         assert!(err.contains("k.npz") && err.contains("unknown keypoint format"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_npy_is_named_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.npy");
+        let err = read(&missing, 0.3).unwrap_err().to_string();
+        assert_eq!(err.matches("nope.npy").count(), 1, "{err}");
+        let junk = dir.path().join("junk.npy");
+        std::fs::write(&junk, b"not numpy").unwrap();
+        let err = read(&junk, 0.3).unwrap_err().to_string();
+        assert_eq!(err.matches("junk.npy").count(), 1, "{err}");
+        assert!(err.len() > "junk.npy: ".len() + 5, "{err}");
     }
 }

@@ -19,12 +19,15 @@ pub fn parse_device(name: &str) -> Result<Device> {
         },
     };
     if let Device::Cuda(n) = device {
-        load_cuda_backend();
+        let backend = load_cuda_backend();
         let count = tch::Cuda::device_count();
         if count <= n as i64 {
-            return Err(Error::Device(format!(
-                "device {name} asked for, but libtorch sees {count} CUDA device(s); use --device cpu"
-            )));
+            let why = match (backend, count) {
+                (false, _) => "this libtorch has no CUDA support (libtorch_cuda.so not found)".to_string(),
+                (true, 0) => "libtorch finds no CUDA GPU on this machine".to_string(),
+                (true, _) => format!("this machine has {count} CUDA GPU(s), numbered from cuda:0"),
+            };
+            return Err(Error::Device(format!("--device {name}: {why}; use --device cpu")));
         }
     }
     Ok(device)
@@ -44,12 +47,13 @@ pub fn device_name(device: Device) -> String {
 /// it unconditionally costs every CPU start ~0.2 s and ~350 MB of mappings,
 /// so it is loaded here, once, when a CUDA device is asked for, and before
 /// anything asks libtorch about CUDA (libtorch caches "no CUDA" on first use).
+/// Whether the backend is loaded.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn load_cuda_backend() {
-    use std::sync::Once;
-    static LOAD: Once = Once::new();
-    LOAD.call_once(|| {
+fn load_cuda_backend() -> bool {
+    use std::sync::OnceLock;
+    static LOADED: OnceLock<bool> = OnceLock::new();
+    *LOADED.get_or_init(|| {
         // Found through LD_LIBRARY_PATH or the binaries' run path to the
         // libtorch they were built against; a CPU-only libtorch has no such
         // file and the device check below reports zero devices.
@@ -61,11 +65,14 @@ fn load_cuda_backend() {
         if handle.is_null() {
             tracing::debug!("libtorch_cuda.so not loadable; CUDA unavailable");
         }
-    });
+        !handle.is_null()
+    })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn load_cuda_backend() {}
+fn load_cuda_backend() -> bool {
+    true
+}
 
 #[cfg(test)]
 mod tests {
@@ -99,7 +106,7 @@ mod tests {
         assert!(maps().contains("/libtorch_cuda.so"), "libtorch_cuda.so not loaded");
         if tch::Cuda::device_count() == 0 {
             let err = result.unwrap_err().to_string();
-            assert!(err.contains("sees 0 CUDA device(s)"), "{err}");
+            assert!(err.contains("--device cuda: libtorch finds no CUDA GPU"), "{err}");
         }
     }
 }

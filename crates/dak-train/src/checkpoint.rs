@@ -71,6 +71,13 @@ impl TrainInputs {
         Self::of(&trainer.data.train.inputs, &dirs(&trainer.data.sma), &dirs(&trainer.data.dma))
     }
 
+    /// The directories recorded (source, SMA, DMA), as they were given.
+    pub fn dirs(&self) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
+        let dirs =
+            |list: &[serde_json::Value]| list.iter().filter_map(|d| d["dir"].as_str()).map(PathBuf::from).collect();
+        (dirs(&self.shards), dirs(&self.sma), dirs(&self.dma))
+    }
+
     /// Whether both name the same data (file digests, in order). Entries
     /// without a digest (an earlier record) are taken as the same.
     pub fn same_data(&self, other: &TrainInputs) -> bool {
@@ -96,7 +103,8 @@ fn write_tensors(path: &Path, tensors: &[(String, Tensor)]) -> Result<(u64, Stri
         dak_nn::Error::Model { path, reason } => checkpoint_error(&path, reason),
         other => checkpoint_error(path, other.to_string()),
     })?;
-    dak_io::atomic::sha256_file(path).map_err(|e| checkpoint_error(path, e.to_string()))
+    // dak-io's errors name the file already.
+    Ok(dak_io::atomic::sha256_file(path)?)
 }
 
 /// Save the trainer's state into `run`.
@@ -121,8 +129,7 @@ pub fn save(run: &Path, trainer: &Trainer) -> Result<CheckpointInfo> {
     };
     let json = serde_json::to_string_pretty(&info).expect("checkpoint info serialises");
     let info_path = run.join(CHECKPOINT_JSON);
-    dak_io::atomic::write_atomic(&info_path, json.as_bytes())
-        .map_err(|e| checkpoint_error(&info_path, e.to_string()))?;
+    dak_io::atomic::write_atomic(&info_path, json.as_bytes())?;
     // Older checkpoint files are superseded only once the new one is in force.
     for entry in std::fs::read_dir(run).map_err(Error::io(run))?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

@@ -24,14 +24,16 @@ pub struct EvalArgs {
     /// source domain's held-out subjects).
     #[arg(long, value_parser = Protocol::parse)]
     pub protocol: Protocol,
-    /// The 2D fed to the model [default: what it was trained on].
+    /// The 2D fed to the model [default: what it was trained on]. Given,
+    /// it names the default --out (eval-PROTOCOL-gt, eval-PROTOCOL-detected)
+    /// so that both inputs' results are kept.
     #[arg(long, value_enum)]
     pub input_2d: Option<Input2dArg>,
     /// No test-time flip averaging (default: on when the model was trained with flips).
     #[arg(long)]
     pub no_flip: bool,
     /// Where results.json, table.md, table.csv (and render.png) go
-    /// [default: CHECKPOINT/eval-PROTOCOL].
+    /// [default: CHECKPOINT/eval-PROTOCOL, or eval-PROTOCOL-INPUT_2D with --input-2d].
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Draw prediction against ground truth for N frames spread over the
@@ -44,7 +46,7 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// `--out`, else `eval-PROTOCOL` beside the checkpoint (inside a run directory).
+    /// `--out`, else `eval-PROTOCOL[-INPUT_2D]` beside the checkpoint (inside a run directory).
     pub fn output_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
             // A run directory may have a dot in its name (`runs/v1.5`) and
@@ -55,7 +57,12 @@ impl EvalArgs {
             } else {
                 self.checkpoint.parent().unwrap_or(&self.checkpoint).to_path_buf()
             };
-            base.join(format!("eval-{}", self.protocol.name()))
+            let input = match self.input_2d {
+                None => "",
+                Some(Input2dArg::Gt) => "-gt",
+                Some(Input2dArg::Detected) => "-detected",
+            };
+            base.join(format!("eval-{}{input}", self.protocol.name()))
         })
     }
 }
@@ -117,8 +124,12 @@ mod tests {
     }
 
     fn out_of(checkpoint: &str) -> PathBuf {
+        out_with(checkpoint, &[])
+    }
+
+    fn out_with(checkpoint: &str, more: &[&str]) -> PathBuf {
         let args = ["dak-eval", "--checkpoint", checkpoint, "--shards", "s", "--protocol", "demo"];
-        Cli::parse_from(args).eval.output_dir()
+        Cli::parse_from(args.iter().chain(more)).eval.output_dir()
     }
 
     /// The default `--out` is inside a run directory, even one named with a
@@ -130,5 +141,13 @@ mod tests {
         assert_eq!(out_of("runs/a"), PathBuf::from("runs/a/eval-demo"));
         assert_eq!(out_of("runs/a/export/model.json"), PathBuf::from("runs/a/export/eval-demo"));
         assert_eq!(out_of("runs/a/export/model.safetensors"), PathBuf::from("runs/a/export/eval-demo"));
+    }
+
+    /// Evaluating one model on both inputs keeps both results.
+    #[test]
+    fn an_input_2d_given_names_the_default_out() {
+        assert_eq!(out_with("runs/a", &["--input-2d", "detected"]), PathBuf::from("runs/a/eval-demo-detected"));
+        assert_eq!(out_with("runs/a", &["--input-2d", "gt"]), PathBuf::from("runs/a/eval-demo-gt"));
+        assert_eq!(out_with("runs/a", &["--input-2d", "gt", "--out", "o"]), PathBuf::from("o"));
     }
 }

@@ -174,7 +174,8 @@ pub struct TrainArgs {
     pub one_backward: bool,
     /// Continue the run in --out from its last checkpoint, with its own
     /// configuration (a flag or --config setting that differs is refused;
-    /// only --epochs may grow), on the same shards as before.
+    /// only --epochs may grow), on the same shards as before: without
+    /// --shards, --sma and --dma, the directories the run recorded.
     #[arg(long)]
     pub resume: bool,
     /// Start over in an --out that holds another run. With --resume: resume
@@ -456,7 +457,7 @@ fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData
     Ok(data)
 }
 
-pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
+pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     let device = dak_nn::parse_device(&args.device)?;
     if args.print_params {
         return print_params(&args.config()?);
@@ -475,6 +476,21 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             true => tracing::info!("{}: no checkpoint yet; starting the run", out.display()),
             false => tracing::warn!("--resume: {} does not exist; starting a new run there", out.display()),
         }
+    }
+    // read_info hashes the checkpoint's weights: read it once.
+    let mut resumable = None;
+    if resume && !args.force && args.shards.is_empty() && args.sma.is_empty() && args.dma.is_empty() {
+        let (info, _) = checkpoint::read_info(&out)?;
+        let Some(inputs) = &info.inputs else {
+            bail!("{}: its checkpoint does not record its shards (an older run): give --shards", out.display())
+        };
+        (args.shards, args.sma, args.dma) = inputs.dirs();
+        let all = args.shards.iter().chain(&args.sma).chain(&args.dma);
+        tracing::info!(
+            "--resume on the run's own shards: {}",
+            all.map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+        resumable = Some(info);
     }
     // The export is written last: without it, a run is not finished.
     let exported = run::export_dir(&out).join(checkpoint::EXPORT_JSON).exists();
@@ -498,8 +514,6 @@ pub fn train(args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         let now = inputs_for(config)?;
         Ok(info.inputs.as_ref().is_none_or(|then| then.same_data(&now)))
     };
-    // read_info hashes the checkpoint's weights: read it once.
-    let mut resumable = None;
     if resume && args.force {
         // --resume --force (a pipeline re-running a resumable stage): resume
         // the same run if it can (epochs may grow), start over otherwise,
