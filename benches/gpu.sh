@@ -25,8 +25,9 @@
 # Knobs: DAK_DEVICE (cuda), DAK_BENCH_STEPS (timed steps, 10), DAK_BENCH_ARGS
 # and DAK_REF_ARGS (extra model flags, e.g. a small model for a CPU smoke run:
 # DAK_DEVICE=cpu DAK_BENCH_ARGS="--channels 16 --encoder-layers 1 ..."),
-# DAK_PART_LIMIT (seconds per part, instead of each part's own), TORCH_VENV
-# (/opt/torch/.venv).
+# DAK_PART_LIMIT (seconds per part, instead of each part's own),
+# DAK_COMPARE_FRAMES and DAK_COMPARE_METHODS (compare's T and methods:
+# 27, "g full"), TORCH_VENV (/opt/torch/.venv).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -207,20 +208,25 @@ done
 # spread, not as a ratio (~5 minutes on an H200; each of the 10 parts at
 # most 120 s). Each line gets "round".
 if want compare; then
+  # DAK_COMPARE_FRAMES (27) and DAK_COMPARE_METHODS ("g full") pick another
+  # T or one method (the reference's full method at T = 81 runs out of
+  # memory on an H200).
+  frames="${DAK_COMPARE_FRAMES:-27}"
+  read -r -a methods <<< "${DAK_COMPARE_METHODS:-g full}"
   for round in 1 2 3; do
     # Round 2 starts with the reference: drift within a round then falls on
     # both sides.
     sides=(ours reference) && [[ $round == 2 ]] && sides=(reference ours)
     for side in "${sides[@]}"; do
-      for method in g full; do
+      for method in "${methods[@]}"; do
         [[ $method == full && $round == 3 ]] && continue
         if [[ $side == ours ]]; then
           ablation=baseline && [[ $method == full ]] && ablation=full
-          cmd=("$bin/dak-train" --bench --device "$device" --bench-steps "$steps" --frames 27 --precision fp32
+          cmd=("$bin/dak-train" --bench --device "$device" --bench-steps "$steps" --frames "$frames" --precision fp32
             --ablation "$ablation" --one-backward "${extra[@]}")
         else
           cmd=(bash -c 'cd benches/reference && exec "$0" bench_torch.py "$@"' "$python" --device "$device"
-            --steps "$steps" --method "$method" --frames 27 --precision fp32 --no-inference "${ref_extra[@]}")
+            --steps "$steps" --method "$method" --frames "$frames" --precision fp32 --no-inference "${ref_extra[@]}")
         fi
         PART_TAG="\"round\":$round," part "compare-$side-$method-$round" 120 "${cmd[@]}"
         # Ours failing on the device costs every later part's time for

@@ -1,9 +1,9 @@
 """Ours / reference step-time ratios of `benches/gpu.sh compare`.
 
-Reads the JSON lines of gpu.jsonl, keeps the fp32 T = 27 training rows that
-carry a "round", pairs ours (dak-pose) with the reference (pytorch-eager)
-per method (G alone: work train-g*, full method: train-full*) and round, and
-prints one JSON line per method: each round's ratio, the medians' ratio, and
+Reads the JSON lines of gpu.jsonl, keeps the fp32 training rows that carry
+a "round", pairs ours (dak-pose) with the reference (pytorch-eager) per
+method (G alone: work train-g*, full method: train-full*), clip length T and
+round, and prints one JSON line per method and T: each round's ratio, the medians' ratio, and
 whether every round met the goal (ratio <= 1.0). Rows without a step time
 (out of memory, a failed part) are left out and counted.
 
@@ -36,16 +36,16 @@ def summarise(lines):
         method = method_of(row.get("work", ""))
         if "round" not in row or method is None:
             continue
-        if row.get("frames") != 27 or row.get("precision") != "fp32":
+        if row.get("precision") != "fp32":
             continue
         if not isinstance(row.get("step_s"), (int, float)):
             missing += 1
             continue
-        times.setdefault((method, row.get("impl")), {})[row["round"]] = row["step_s"]
+        times.setdefault((method, row.get("frames"), row.get("impl")), {})[row["round"]] = row["step_s"]
     out = []
-    for method in ("g", "full"):
-        ours = times.get((method, "dak-pose"), {})
-        ref = times.get((method, "pytorch-eager"), {})
+    for method, frames in sorted({(m, f) for m, f, _ in times}, key=lambda k: (k[0] != "g", k[1] or 0)):
+        ours = times.get((method, frames, "dak-pose"), {})
+        ref = times.get((method, frames, "pytorch-eager"), {})
         rounds = sorted(set(ours) & set(ref))
         if not rounds:
             continue
@@ -56,6 +56,7 @@ def summarise(lines):
             {
                 "work": "compare-summary",
                 "method": method,
+                "frames": frames,
                 "rounds": ratios,
                 "median_ours_s": median_ours,
                 "median_reference_s": median_ref,
