@@ -161,6 +161,10 @@ fn resuming_equals_the_uninterrupted_run() {
     ok(&resumed);
     let log = String::from_utf8_lossy(&resumed.stderr);
     assert!(log.contains("--resume on the run's own shards") && log.contains("syn"), "{log}");
+    // --force would start over with the flags given: not on a guess.
+    let forced = run("dak-train", &["--out", split.to_str().unwrap(), "--epochs", "2", "--resume", "--force"]);
+    let err = String::from_utf8_lossy(&forced.stderr);
+    assert!(!forced.status.success() && err.contains("--resume --force needs the run's --shards"), "{err}");
     for name in leftovers {
         assert!(!split.join(name).exists(), "{name} left");
     }

@@ -63,8 +63,11 @@ impl DmaOffsets {
                 field: "reference_frames",
                 reason: format!(
                     "reference ({reference_frames}) + predicted ({predicted_frames}) frames are fewer than the \
-                     clip length {clip_frames}: use --clip-frames {total} or less, or a DMA model fitted with \
-                     --clip-frames {clip_frames} (its default --reference-frames fits every offset up to --m-max)"
+                     clip length {clip_frames}: this model serves --clip-frames {} to {total} (at --m-max {}), or \
+                     fit a DMA model with --clip-frames {clip_frames} (its default --reference-frames fits every \
+                     offset up to --m-max)",
+                    (reference_frames + 1).saturating_sub(self.m_max).max(1),
+                    self.m_max
                 ),
             });
         };
@@ -118,7 +121,12 @@ mod tests {
         assert!(o.range(10, 10, 27).is_err());
         assert!(DmaOffsets { m_min: 5, m_max: 4 }.range(100, 10, 27).is_err());
         let err = DmaOffsets { m_min: 0, m_max: 4 }.range(40, 27, 81).unwrap_err().to_string();
-        assert!(err.contains("--clip-frames 67 or less") && err.contains("fitted with --clip-frames 81"), "{err}");
+        assert!(
+            err.contains("--clip-frames 37 to 67 (at --m-max 4)") && err.contains("with --clip-frames 81"),
+            "{err}"
+        );
+        assert_eq!(DmaOffsets { m_min: 0, m_max: 4 }.range(40, 27, 37).unwrap(), 4..=4);
+        assert!(DmaOffsets { m_min: 0, m_max: 4 }.range(40, 27, 36).is_err());
         // Every clip reaches past the reference into the prediction.
         assert_eq!(o.range(60, 27, 27).unwrap(), 34..=50);
         let err = o.range(91, 40, 27).unwrap_err().to_string(); // fitted for T = 81, sampled at 27

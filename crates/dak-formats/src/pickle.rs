@@ -162,8 +162,7 @@ fn escape_decode(s: &[u8]) -> Result<Vec<u8>, Problem> {
                 out.push(v as u8); // Python keeps the low byte of \400..\777 too
             }
             b'x' => {
-                let hex = s.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok());
-                let v = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+                let v = s.get(i..i + 2).and_then(hex_value).and_then(|v| u8::try_from(v).ok());
                 out.push(v.ok_or_else(|| problem!("STRING has an invalid \\x escape"))?);
                 i += 2;
             }
@@ -171,6 +170,11 @@ fn escape_decode(s: &[u8]) -> Result<Vec<u8>, Problem> {
         }
     }
     Ok(out)
+}
+
+/// Hex digits only (`from_str_radix` would take a leading `+`, Python does not).
+fn hex_value(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |v, &d| Some(v * 16 + char::from(d).to_digit(16)?))
 }
 
 /// Python's `raw_unicode_escape`: bytes are Latin-1 code points, except
@@ -194,9 +198,15 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, Problem> {
             _ => continue,
         };
         out.pop();
-        let hex = s.get(i + 1..i + 1 + digits).and_then(|h| std::str::from_utf8(h).ok());
-        let c = hex.and_then(|h| u32::from_str_radix(h, 16).ok()).and_then(char::from_u32);
-        out.push(c.ok_or_else(|| problem!("UNICODE has an invalid \\{} escape", char::from(s[i])))?);
+        let escape = char::from(s[i]);
+        let Some(v) = s.get(i + 1..i + 1 + digits).and_then(hex_value) else {
+            return Err(problem!("UNICODE has a truncated \\{escape} escape"));
+        };
+        let c = char::from_u32(v).ok_or_else(|| match v {
+            0xd800..=0xdfff => problem!("UNICODE holds a lone surrogate \\{escape}{v:04x}, which UTF-8 cannot"),
+            _ => problem!("UNICODE has an out-of-range \\{escape} escape"),
+        })?;
+        out.push(c);
         i += 1 + digits;
     }
     Ok(out)
@@ -1078,8 +1088,12 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         assert_eq!(v.get("caf\u{e9}"), Some(&Value::Str("it's\n\\".into())));
         assert_eq!(escape_decode(br"\101\7\q\x41").unwrap(), b"A\x07\\qA");
         assert!(escape_decode(br"\x4").is_err());
+        assert!(escape_decode(br"\x+f").is_err());
+        assert!(raw_unicode_escape_decode(br"\u+041").is_err());
         assert_eq!(raw_unicode_escape_decode(br"\\u0041 \\\u0041 \U0001F600").unwrap(), "\\\\u0041 \\\\A \u{1F600}");
-        assert!(raw_unicode_escape_decode(br"\uD800").is_err());
+        let err = raw_unicode_escape_decode(br"\uD800").unwrap_err();
+        assert!(err.0.contains("lone surrogate"), "{err}");
+        assert!(raw_unicode_escape_decode(br"\U00110000").is_err());
     }
 
     /// Python 3.14 pickles at protocol 5, where NumPy writes an array as

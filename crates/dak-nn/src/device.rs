@@ -22,10 +22,10 @@ pub fn parse_device(name: &str) -> Result<Device> {
         let backend = load_cuda_backend();
         let count = tch::Cuda::device_count();
         if count <= n as i64 {
-            let why = match (backend, count) {
-                (false, _) => "this libtorch has no CUDA support (libtorch_cuda.so not found)".to_string(),
-                (true, 0) => "libtorch finds no CUDA GPU on this machine".to_string(),
-                (true, _) => format!("this machine has {count} CUDA GPU(s), numbered from cuda:0"),
+            let why = match (count, backend) {
+                (1.., _) => format!("this machine has {count} CUDA GPU(s), numbered from cuda:0"),
+                (_, Err(reason)) => format!("libtorch's CUDA backend does not load ({reason})"),
+                (_, Ok(())) => "libtorch finds no CUDA GPU on this machine".to_string(),
             };
             return Err(Error::Device(format!("--device {name}: {why}; use --device cpu")));
         }
@@ -47,31 +47,46 @@ pub fn device_name(device: Device) -> String {
 /// it unconditionally costs every CPU start ~0.2 s and ~350 MB of mappings,
 /// so it is loaded here, once, when a CUDA device is asked for, and before
 /// anything asks libtorch about CUDA (libtorch caches "no CUDA" on first use).
-/// Whether the backend is loaded.
+///
+/// Why the backend is not loaded, if it is not: a CPU-only libtorch has no
+/// such file, and a CUDA one without its CUDA libraries fails to link it.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-fn load_cuda_backend() -> bool {
+fn load_cuda_backend() -> std::result::Result<(), String> {
     use std::sync::OnceLock;
-    static LOADED: OnceLock<bool> = OnceLock::new();
-    *LOADED.get_or_init(|| {
-        // Found through LD_LIBRARY_PATH or the binaries' run path to the
-        // libtorch they were built against; a CPU-only libtorch has no such
-        // file and the device check below reports zero devices.
-        let name = c"libtorch_cuda.so";
-        // SAFETY: a valid NUL-terminated name; the handle is kept open for the
-        // life of the process (never dlclose'd), as libtorch's registries
-        // point into the library.
-        let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        if handle.is_null() {
-            tracing::debug!("libtorch_cuda.so not loadable; CUDA unavailable");
-        }
-        !handle.is_null()
-    })
+    static LOADED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    LOADED
+        .get_or_init(|| {
+            // Found through LD_LIBRARY_PATH or the binaries' run path to the
+            // libtorch they were built against; a CPU-only libtorch has no such
+            // file and the device check below reports zero devices.
+            let name = c"libtorch_cuda.so";
+            // SAFETY: a valid NUL-terminated name; the handle is kept open for the
+            // life of the process (never dlclose'd), as libtorch's registries
+            // point into the library.
+            let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if !handle.is_null() {
+                return Ok(());
+            }
+            // SAFETY: dlerror returns null or a NUL-terminated message that stays
+            // valid until the next dl* call on this thread; it is copied at once.
+            let reason = unsafe {
+                let message = libc::dlerror();
+                if message.is_null() {
+                    "libtorch_cuda.so not found".to_string()
+                } else {
+                    std::ffi::CStr::from_ptr(message).to_string_lossy().into_owned()
+                }
+            };
+            tracing::debug!("CUDA unavailable: {reason}");
+            Err(reason)
+        })
+        .clone()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn load_cuda_backend() -> bool {
-    true
+fn load_cuda_backend() -> std::result::Result<(), String> {
+    Ok(())
 }
 
 #[cfg(test)]

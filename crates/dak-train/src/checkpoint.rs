@@ -57,8 +57,10 @@ impl TrainInputs {
         let describe = |dirs: &[PathBuf]| -> Result<Vec<serde_json::Value>> {
             dirs.iter()
                 .map(|dir| {
-                    let manifest = dak_io::Manifest::read_file(&dir.join(dak_io::MANIFEST_FILE))?;
+                    let manifest = dak_io::Manifest::read(dir)?;
                     let listing: String = manifest.files.iter().map(|f| format!("{} {}\n", f.sha256, f.path)).collect();
+                    // Absolute, so that a resume from elsewhere finds them.
+                    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
                     Ok(serde_json::json!({ "dir": dir, "files_sha256": dak_io::atomic::sha256_hex(listing.as_bytes()) }))
                 })
                 .collect()
@@ -166,7 +168,7 @@ pub fn read_info(run: &Path) -> Result<(CheckpointInfo, PathBuf)> {
             format!("{len} bytes where {} were written: the file is truncated or was replaced", info.bytes),
         ));
     }
-    let (_, sha) = dak_io::atomic::sha256_file(&weights).map_err(|e| checkpoint_error(&weights, e.to_string()))?;
+    let (_, sha) = dak_io::atomic::sha256_file(&weights)?;
     if sha != info.sha256 {
         return Err(checkpoint_error(&weights, "SHA-256 differs from checkpoint.json: the file is damaged"));
     }

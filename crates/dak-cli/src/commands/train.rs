@@ -406,7 +406,10 @@ impl RunObserver for Progress<'_> {
 
 fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData> {
     if args.shards.is_empty() {
-        bail!("--shards is required: source shard directories from dak-prep");
+        bail!(
+            "--shards is required: source shard directories from dak-prep (--resume without any of \
+             --shards/--sma/--dma takes the run's own)"
+        );
     }
     check_dirs(&args.shards)?;
     let mut sets = VideoSet::load_each(&args.shards, &[&config.train, &config.eval], config.input_2d)?;
@@ -479,8 +482,20 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
     }
     // read_info hashes the checkpoint's weights: read it once.
     let mut resumable = None;
-    if resume && !args.force && args.shards.is_empty() && args.sma.is_empty() && args.dma.is_empty() {
-        let (info, _) = checkpoint::read_info(&out)?;
+    // No data named: the run's own, as its checkpoint recorded them. Not
+    // with --force, which starts over unless every flag is the run's own.
+    let no_data = args.shards.is_empty() && args.sma.is_empty() && args.dma.is_empty();
+    if resume && args.force && no_data {
+        bail!(
+            "--resume --force needs the run's --shards (and its flags): it starts the run over when they are not \
+             the run's own; --resume alone continues {} on the data it recorded",
+            out.display()
+        );
+    }
+    let recorded = resume && no_data;
+    if recorded {
+        let (info, _) = checkpoint::read_info(&out)
+            .with_context(|| format!("--resume without --shards takes {}'s own", out.display()))?;
         let Some(inputs) = &info.inputs else {
             bail!("{}: its checkpoint does not record its shards (an older run): give --shards", out.display())
         };
@@ -518,8 +533,12 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         // --resume --force (a pipeline re-running a resumable stage): resume
         // the same run if it can (epochs may grow), start over otherwise,
         // a damaged checkpoint included.
-        match checkpoint::read_info(&out) {
-            Ok((info, _)) => {
+        let read = match resumable.take() {
+            Some(info) => Ok(info),
+            None => checkpoint::read_info(&out).map(|(info, _)| info),
+        };
+        match read {
+            Ok(info) => {
                 let wanted = args.config()?;
                 let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
                 let epochs = args.epochs_given()?.unwrap_or(info.config.epochs);
@@ -565,6 +584,20 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         }
         let c = TrainConfig { epochs, ..info.config.clone() };
         if !same_data(&info, &c)? {
+            if recorded {
+                bail!(
+                    "{}: the directories it was trained on ({}) hold other files now: give the run's own data \
+                     with --shards/--sma/--dma, or --force to start over",
+                    out.display(),
+                    args.shards
+                        .iter()
+                        .chain(&args.sma)
+                        .chain(&args.dma)
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             bail!(
                 "{} was trained on other shards (their files differ from --shards/--sma/--dma now): \
                  give the run's own data to --resume, or --force to start over",
