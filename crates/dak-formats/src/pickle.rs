@@ -203,7 +203,7 @@ fn raw_unicode_escape_decode(s: &[u8]) -> Result<String, Problem> {
             return Err(problem!("UNICODE has a truncated \\{escape} escape"));
         };
         let c = char::from_u32(v).ok_or_else(|| match v {
-            0xd800..=0xdfff => problem!("UNICODE holds a lone surrogate \\{escape}{v:04x}, which UTF-8 cannot"),
+            0xd800..=0xdfff => problem!("UNICODE holds a lone surrogate \\{escape}{v:0digits$x}, which UTF-8 cannot"),
             _ => problem!("UNICODE has an out-of-range \\{escape} escape"),
         })?;
         out.push(c);
@@ -1092,7 +1092,9 @@ c_codecs\nencode\nq\x03X\x01\x00\x00\x00kq\x04X\x06\x00\x00\x00latin1q\x05\x86q\
         assert!(raw_unicode_escape_decode(br"\u+041").is_err());
         assert_eq!(raw_unicode_escape_decode(br"\\u0041 \\\u0041 \U0001F600").unwrap(), "\\\\u0041 \\\\A \u{1F600}");
         let err = raw_unicode_escape_decode(br"\uD800").unwrap_err();
-        assert!(err.0.contains("lone surrogate"), "{err}");
+        assert!(err.0.contains("lone surrogate \\ud800"), "{err}");
+        let err = raw_unicode_escape_decode(br"\U0000DFFF").unwrap_err();
+        assert!(err.0.contains("lone surrogate \\U0000dfff"), "{err}");
         assert!(raw_unicode_escape_decode(br"\U00110000").is_err());
     }
 

@@ -59,8 +59,9 @@ impl TrainInputs {
                 .map(|dir| {
                     let manifest = dak_io::Manifest::read(dir)?;
                     let listing: String = manifest.files.iter().map(|f| format!("{} {}\n", f.sha256, f.path)).collect();
-                    // Absolute, so that a resume from elsewhere finds them.
-                    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
+                    // Absolute, so that a resume from elsewhere finds them;
+                    // links kept (a cluster's mount may resolve per node).
+                    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.clone());
                     Ok(serde_json::json!({ "dir": dir, "files_sha256": dak_io::atomic::sha256_hex(listing.as_bytes()) }))
                 })
                 .collect()

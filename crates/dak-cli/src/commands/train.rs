@@ -406,10 +406,13 @@ impl RunObserver for Progress<'_> {
 
 fn load_data(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<TrainData> {
     if args.shards.is_empty() {
-        bail!(
-            "--shards is required: source shard directories from dak-prep (--resume without any of \
-             --shards/--sma/--dma takes the run's own)"
-        );
+        // --sma or --dma alone with --resume: the run's own are taken only
+        // when no data is named at all.
+        let hint = match args.resume && !(args.sma.is_empty() && args.dma.is_empty()) {
+            true => " (--resume without any of --shards/--sma/--dma takes the run's own)",
+            false => "",
+        };
+        bail!("--shards is required: source shard directories from dak-prep{hint}");
     }
     check_dirs(&args.shards)?;
     let mut sets = VideoSet::load_each(&args.shards, &[&config.train, &config.eval], config.input_2d)?;
@@ -533,11 +536,7 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         // --resume --force (a pipeline re-running a resumable stage): resume
         // the same run if it can (epochs may grow), start over otherwise,
         // a damaged checkpoint included.
-        let read = match resumable.take() {
-            Some(info) => Ok(info),
-            None => checkpoint::read_info(&out).map(|(info, _)| info),
-        };
-        match read {
+        match checkpoint::read_info(&out).map(|(info, _)| info) {
             Ok(info) => {
                 let wanted = args.config()?;
                 let same_config = TrainConfig { epochs: info.config.epochs, ..wanted.clone() } == info.config;
@@ -587,7 +586,7 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             if recorded {
                 bail!(
                     "{}: the directories it was trained on ({}) hold other files now: give the run's own data \
-                     with --shards/--sma/--dma, or --force to start over",
+                     with --shards/--sma/--dma, or start over on these with --force and --shards/--sma/--dma",
                     out.display(),
                     args.shards
                         .iter()
