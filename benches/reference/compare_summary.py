@@ -3,8 +3,8 @@
 Reads the JSON lines of gpu.jsonl, keeps the fp32 training rows that carry
 a "round", pairs ours (dak-pose) with the reference (pytorch-eager) per
 method (G alone: work train-g*, full method: train-full*), clip length T and
-round, and prints one JSON line per method and T: each round's ratio, the medians' ratio, and
-whether every round met the goal (ratio <= 1.0). Rows without a step time
+round, and prints one JSON line per method and T: each round's ratio, the
+medians' ratio, and whether every round met the goal (ratio <= 1.0). Rows without a step time
 (out of memory, a failed part) are left out and counted.
 
     python compare_summary.py gpu.jsonl

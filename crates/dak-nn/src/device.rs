@@ -58,8 +58,7 @@ fn load_cuda_backend() -> std::result::Result<(), String> {
     LOADED
         .get_or_init(|| {
             // Found through LD_LIBRARY_PATH or the binaries' run path to the
-            // libtorch they were built against; a CPU-only libtorch has no such
-            // file and the device check below reports zero devices.
+            // libtorch they were built against.
             let name = c"libtorch_cuda.so";
             // SAFETY: a valid NUL-terminated name; the handle is kept open for the
             // life of the process (never dlclose'd), as libtorch's registries

@@ -74,7 +74,8 @@ impl TrainInputs {
         Self::of(&trainer.data.train.inputs, &dirs(&trainer.data.sma), &dirs(&trainer.data.dma))
     }
 
-    /// The directories recorded (source, SMA, DMA), as they were given.
+    /// The directories recorded (source, SMA, DMA): absolute since they
+    /// were made so, as typed in older checkpoints.
     pub fn dirs(&self) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>) {
         let dirs =
             |list: &[serde_json::Value]| list.iter().filter_map(|d| d["dir"].as_str()).map(PathBuf::from).collect();

@@ -495,8 +495,9 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
             out.display()
         );
     }
-    let recorded = resume && no_data;
-    if recorded {
+    // The directories taken from the run, listed for messages.
+    let mut recorded = None;
+    if resume && no_data {
         let (info, _) = checkpoint::read_info(&out)
             .with_context(|| format!("--resume without --shards takes {}'s own", out.display()))?;
         let Some(inputs) = &info.inputs else {
@@ -504,10 +505,9 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         };
         (args.shards, args.sma, args.dma) = inputs.dirs();
         let all = args.shards.iter().chain(&args.sma).chain(&args.dma);
-        tracing::info!(
-            "--resume on the run's own shards: {}",
-            all.map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
+        let list = all.map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ");
+        tracing::info!("--resume on the run's own shards: {list}");
+        recorded = Some(list);
         resumable = Some(info);
     }
     // The export is written last: without it, a run is not finished.
@@ -583,18 +583,11 @@ pub fn train(mut args: TrainArgs, quiet: bool) -> anyhow::Result<()> {
         }
         let c = TrainConfig { epochs, ..info.config.clone() };
         if !same_data(&info, &c)? {
-            if recorded {
+            if let Some(list) = &recorded {
                 bail!(
-                    "{}: the directories it was trained on ({}) hold other files now: give the run's own data \
+                    "{}: the directories it was trained on ({list}) hold other files now: give the run's own data \
                      with --shards/--sma/--dma, or start over on these with --force and --shards/--sma/--dma",
-                    out.display(),
-                    args.shards
-                        .iter()
-                        .chain(&args.sma)
-                        .chain(&args.dma)
-                        .map(|d| d.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    out.display()
                 );
             }
             bail!(

@@ -93,7 +93,7 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
     }
     let output = &stage.io.output;
     let Some(stamp) = read_stamp(output) else {
-        refuse_unclaimed(stage)?;
+        refuse_finished(stage)?;
         return Ok(Decision::Run(if output.exists() {
             format!("{} exists but holds nothing finished", output.display())
         } else {
@@ -133,10 +133,15 @@ pub fn decide(stage: &Stage, forced: bool, rewritten: &[(PathBuf, String)]) -> a
 /// copied there, a mistyped path), which this pipeline did not make, would
 /// be deleted. Stat calls only.
 fn refuse_unclaimed(stage: &Stage) -> anyhow::Result<()> {
-    let output = &stage.io.output;
-    if read_stamp(output).is_some() {
-        return Ok(());
+    match read_stamp(&stage.io.output) {
+        Some(_) => Ok(()),
+        None => refuse_finished(stage),
     }
+}
+
+/// [`refuse_unclaimed`] for a stage already known to have no stamp.
+fn refuse_finished(stage: &Stage) -> anyhow::Result<()> {
+    let output = &stage.io.output;
     if let Some(marker) = state::finished_output(output) {
         bail!(
             "stage `{}`: {} is a finished output ({}) that no stamp says this pipeline made; move it \
